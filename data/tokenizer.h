@@ -1,0 +1,68 @@
+// Tokenizer: a thin wrapper over SentencePiece (Debian's libsentencepiece) that
+// loads a .model file, encodes text to ids (optionally with BOS/EOS), decodes ids
+// to text, and trains new models with Llama's conventions (unk 0, bos 1, eos 2,
+// no pad, identity normalisation, dummy prefix, whitespace kept, digits split,
+// byte fallback).
+//
+// It does NOT know about HF tokenizer.json files, chat templates, batching or
+// tensors; callers hold plain std::vector<int32_t>. Every failure is a
+// std::runtime_error that names the file or id involved.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ropex {
+
+struct TokenizerTrainOptions {
+  int vocab_size = 2000;
+  std::string model_type = "bpe";  // "bpe" | "unigram" | "char" | "word"
+  double character_coverage = 1.0;
+  bool byte_fallback = true;
+  bool split_digits = true;
+  int num_threads = 2;
+  int64_t input_sentence_size = 0;  // sentences sampled for training; 0 = all
+  bool verbose = false;             // false: SentencePiece's INFO logs are silenced
+  // Fixed, Llama conventions: unk 0, bos 1, eos 2, no pad, identity
+  // normalisation, add_dummy_prefix, whitespace kept as is.
+};
+
+class Tokenizer {
+ public:
+  // Throws std::runtime_error naming the path (missing, unreadable, not a model).
+  static Tokenizer load(const std::string& model_path);
+
+  // Trains a model from text files (one sentence per line), writes
+  // <output_prefix>.model and <output_prefix>.vocab, returns the .model path.
+  // Errors name the files.
+  static std::string train(const std::vector<std::string>& input_files, const std::string& output_prefix,
+                           const TokenizerTrainOptions& options);
+
+  std::vector<int32_t> encode(std::string_view text, bool add_bos, bool add_eos) const;
+  // Control ids (bos/eos) decode to nothing; ids outside [0, vocab_size) throw.
+  std::string decode(const std::vector<int32_t>& ids) const;
+
+  int vocab_size() const;
+  int bos_id() const;
+  int eos_id() const;
+  int unk_id() const;
+  int pad_id() const;  // -1 when the model has no pad piece (Llama)
+  const std::string& path() const;
+
+  Tokenizer(Tokenizer&&) noexcept;
+  Tokenizer& operator=(Tokenizer&&) noexcept;
+  Tokenizer(const Tokenizer&) = delete;
+  Tokenizer& operator=(const Tokenizer&) = delete;
+  ~Tokenizer();
+
+ private:
+  struct Impl;
+  explicit Tokenizer(std::unique_ptr<Impl> impl);
+  const Impl& impl() const;  // throws std::logic_error on a moved-from tokenizer
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ropex

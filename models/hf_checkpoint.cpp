@@ -1,0 +1,145 @@
+// HF directory <-> LlamaForCausalLM. See hf_checkpoint.h.
+#include "models/hf_checkpoint.h"
+
+#include "trainer/log.h"
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <stdexcept>
+
+namespace ropex {
+namespace fs = std::filesystem;
+
+st::DType to_st_dtype(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return st::DType::F32;
+    case at::kBFloat16: return st::DType::BF16;
+    case at::kHalf: return st::DType::F16;
+    case at::kDouble: return st::DType::F64;
+    case at::kLong: return st::DType::I64;
+    case at::kInt: return st::DType::I32;
+    case at::kShort: return st::DType::I16;
+    case at::kChar: return st::DType::I8;
+    case at::kByte: return st::DType::U8;
+    case at::kBool: return st::DType::BOOL;
+    default: throw std::invalid_argument(std::string("no safetensors dtype for ") + c10::toString(t));
+  }
+}
+
+at::ScalarType from_st_dtype(st::DType d, const std::string& context) {
+  switch (d) {
+    case st::DType::F32: return at::kFloat;
+    case st::DType::BF16: return at::kBFloat16;
+    case st::DType::F16: return at::kHalf;
+    case st::DType::F64: return at::kDouble;
+    case st::DType::I64: return at::kLong;
+    case st::DType::I32: return at::kInt;
+    case st::DType::I16: return at::kShort;
+    case st::DType::I8: return at::kChar;
+    case st::DType::U8: return at::kByte;
+    case st::DType::BOOL: return at::kBool;
+    default: throw std::invalid_argument(context + ": dtype " + st::dtype_name(d) + " is not supported by ropex");
+  }
+}
+
+at::Tensor tensor_from_st(const st::TensorInfo& info, const void* data, const std::string& context) {
+  const at::ScalarType type = from_st_dtype(info.dtype, context);
+  at::Tensor out = at::empty(info.shape, at::TensorOptions().dtype(type));
+  const size_t bytes = static_cast<size_t>(info.end - info.begin);
+  if (bytes) std::memcpy(out.data_ptr(), data, bytes);  // copy: the mapping may be unaligned
+  return out;
+}
+
+namespace {
+bool ignorable(const std::string& name) {
+  // Old conversions carry rotary buffers; ropex recomputes frequencies from the config.
+  return name.find("rotary_emb.inv_freq") != std::string::npos;
+}
+}  // namespace
+
+void load_weights(LlamaForCausalLM& model, const std::string& dir, const LoadOptions& opts) {
+  st::CheckpointReader reader(dir);
+  std::set<std::string> remaining;
+  for (const auto& n : reader.names())
+    if (!ignorable(n)) remaining.insert(n);
+  std::vector<std::string> missing, mismatched;
+  torch::NoGradGuard no_grad;
+  for (auto& item : model->named_parameters()) {
+    const std::string& name = item.key();
+    at::Tensor& param = item.value();
+    if (!reader.contains(name)) { missing.push_back(name); continue; }
+    remaining.erase(name);
+    const st::TensorInfo& info = reader.info(name);
+    const std::string where = dir + "/" + reader.file_of(name) + ": tensor '" + name + "'";
+    if (std::vector<int64_t>(param.sizes().begin(), param.sizes().end()) != info.shape) {
+      mismatched.push_back(where + " has shape " + c10::str(c10::IntArrayRef(info.shape)) +
+                           ", the config expects " + c10::str(param.sizes()));
+      continue;
+    }
+    const at::ScalarType type = from_st_dtype(info.dtype, where);
+    if (!at::isFloatingType(type))
+      throw std::runtime_error(where + " has dtype " + st::dtype_name(info.dtype) + ", expected a floating-point weight");
+    param.copy_(tensor_from_st(info, reader.data(name), where));
+  }
+  // A tied model's checkpoint may still carry lm_head.weight (transformers keeps it in memory).
+  if (model->config().tie_word_embeddings) remaining.erase("lm_head.weight");
+  std::string problems;
+  for (const auto& m : mismatched) problems += "\n  " + m;
+  if (!missing.empty()) {
+    problems += "\n  missing tensors (" + std::to_string(missing.size()) + "):";
+    for (const auto& m : missing) problems += " " + m;
+  }
+  if (!remaining.empty()) {
+    problems += "\n  unexpected tensors (" + std::to_string(remaining.size()) + "):";
+    for (const auto& m : remaining) problems += " " + m;
+  }
+  if (!problems.empty()) {
+    if (opts.strict || !mismatched.empty())
+      throw std::runtime_error(dir + ": checkpoint does not match config.json:" + problems);
+    log::warn(dir + ": non-strict load:" + problems);
+  }
+}
+
+LlamaForCausalLM load_pretrained(const std::string& dir, const LoadOptions& opts) {
+  if (!fs::is_directory(dir)) throw std::runtime_error(dir + ": not a directory (expected a Hugging Face model directory)");
+  LlamaConfig cfg = load_config((fs::path(dir) / "config.json").string());
+  LlamaForCausalLM model(cfg);
+  load_weights(model, dir, opts);
+  model->to(opts.device, opts.dtype);
+  model->eval();
+  return model;
+}
+
+void save_pretrained(LlamaForCausalLM& model, const std::string& dir, const SaveOptions& opts) {
+  fs::create_directories(dir);
+  // Gather CPU copies in the target dtype; keep them alive while the writer reads them.
+  std::vector<at::Tensor> owned;
+  std::vector<st::TensorView> views;
+  for (auto& item : model->named_parameters()) {
+    at::Tensor t = item.value().detach().to(at::kCPU, opts.dtype).contiguous();
+    owned.push_back(t);
+    views.push_back({item.key(), to_st_dtype(t.scalar_type()),
+                     std::vector<int64_t>(t.sizes().begin(), t.sizes().end()), t.data_ptr()});
+  }
+  st::write_checkpoint(dir, views, opts.max_shard_bytes);
+  LlamaConfig cfg = model->config();
+  cfg.torch_dtype = dtype_name(opts.dtype);
+  nlohmann::json j = config_to_json(cfg, opts.config);
+  const fs::path cfg_path = fs::path(dir) / "config.json";
+  const fs::path tmp = cfg_path.string() + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << j.dump(2) << "\n";
+    if (!out) throw std::runtime_error(tmp.string() + ": write failed");
+  }
+  fs::rename(tmp, cfg_path);
+  if (!opts.tokenizer_model.empty()) {
+    if (!fs::is_regular_file(opts.tokenizer_model))
+      throw std::runtime_error(opts.tokenizer_model + ": tokenizer model not found");
+    fs::copy_file(opts.tokenizer_model, fs::path(dir) / "tokenizer.model", fs::copy_options::overwrite_existing);
+  }
+}
+
+}  // namespace ropex

@@ -1,0 +1,175 @@
+// Llama blocks and the causal LM. See llama.h.
+#include "models/llama.h"
+
+#include <torch/nn/init.h>
+
+#include <stdexcept>
+
+namespace ropex {
+namespace nn = torch::nn;
+
+LlamaRMSNormImpl::LlamaRMSNormImpl(int64_t dim, double eps_) : eps(eps_) {
+  weight = register_parameter("weight", torch::ones({dim}));
+}
+
+at::Tensor LlamaRMSNormImpl::forward(const at::Tensor& x) {
+  at::Tensor h = x.to(at::kFloat);
+  at::Tensor variance = h.pow(2).mean(-1, /*keepdim=*/true);
+  h = h * at::rsqrt(variance + eps);
+  return weight * h.to(x.scalar_type());
+}
+
+LlamaMLPImpl::LlamaMLPImpl(const LlamaConfig& c) {
+  auto lin = [&](int64_t in, int64_t out) { return nn::Linear(nn::LinearOptions(in, out).bias(c.mlp_bias)); };
+  gate_proj = register_module("gate_proj", lin(c.hidden_size, c.intermediate_size));
+  up_proj = register_module("up_proj", lin(c.hidden_size, c.intermediate_size));
+  down_proj = register_module("down_proj", lin(c.intermediate_size, c.hidden_size));
+}
+
+at::Tensor LlamaMLPImpl::forward(const at::Tensor& x) {
+  return down_proj(at::silu(gate_proj(x)) * up_proj(x));
+}
+
+LlamaAttentionImpl::LlamaAttentionImpl(const LlamaConfig& c)
+    : num_heads(c.num_attention_heads), num_kv_heads(c.num_key_value_heads), head_dim(c.resolved_head_dim()) {
+  scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
+  auto lin = [&](int64_t in, int64_t out) { return nn::Linear(nn::LinearOptions(in, out).bias(c.attention_bias)); };
+  q_proj = register_module("q_proj", lin(c.hidden_size, num_heads * head_dim));
+  k_proj = register_module("k_proj", lin(c.hidden_size, num_kv_heads * head_dim));
+  v_proj = register_module("v_proj", lin(c.hidden_size, num_kv_heads * head_dim));
+  o_proj = register_module("o_proj", lin(num_heads * head_dim, c.hidden_size));
+}
+
+at::Tensor LlamaAttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                                       AttentionBackend backend, LayerKVCache* cache) {
+  const int64_t B = x.size(0), T = x.size(1);
+  at::Tensor q = q_proj(x).view({B, T, num_heads, head_dim}).transpose(1, 2);     // [B, Hq, T, D]
+  at::Tensor k = k_proj(x).view({B, T, num_kv_heads, head_dim}).transpose(1, 2);  // [B, Hkv, T, D]
+  at::Tensor v = v_proj(x).view({B, T, num_kv_heads, head_dim}).transpose(1, 2);  // [B, Hkv, T, D]
+  if (cache) {  // keys are cached unrotated; all of them are rotated with this call's cos/sin
+    cache->k = cache->k.defined() ? at::cat({cache->k, k}, 2) : k;
+    cache->v = cache->v.defined() ? at::cat({cache->v, v}, 2) : v;
+    k = cache->k;
+    v = cache->v;
+  }
+  const int64_t total = k.size(2);
+  q = apply_rope(q, cos.narrow(1, total - T, T), sin.narrow(1, total - T, T));
+  k = apply_rope(k, cos, sin);
+  at::Tensor out = causal_attention(q, k, v, scale, backend);  // [B, Hq, T, D]
+  return o_proj(out.transpose(1, 2).reshape({B, T, num_heads * head_dim}));
+}
+
+LlamaDecoderLayerImpl::LlamaDecoderLayerImpl(const LlamaConfig& c) {
+  self_attn = register_module("self_attn", LlamaAttention(c));
+  mlp = register_module("mlp", LlamaMLP(c));
+  input_layernorm = register_module("input_layernorm", LlamaRMSNorm(c.hidden_size, c.rms_norm_eps));
+  post_attention_layernorm = register_module("post_attention_layernorm", LlamaRMSNorm(c.hidden_size, c.rms_norm_eps));
+}
+
+at::Tensor LlamaDecoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                                          AttentionBackend backend, LayerKVCache* cache) {
+  at::Tensor h = x + self_attn->forward(input_layernorm(x), cos, sin, backend, cache);
+  return h + mlp(post_attention_layernorm(h));
+}
+
+LlamaModelImpl::LlamaModelImpl(const LlamaConfig& c) {
+  embed_tokens = register_module("embed_tokens", nn::Embedding(c.vocab_size, c.hidden_size));
+  layers = register_module("layers", nn::ModuleList());
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(LlamaDecoderLayer(c));
+  norm = register_module("norm", LlamaRMSNorm(c.hidden_size, c.rms_norm_eps));
+}
+
+LlamaForCausalLMImpl::LlamaForCausalLMImpl(LlamaConfig c) : cfg_(std::move(c)) {
+  cfg_.validate("model config");
+  model = register_module("model", LlamaModel(cfg_));
+  if (!cfg_.tie_word_embeddings)
+    lm_head = register_module("lm_head", nn::Linear(nn::LinearOptions(cfg_.hidden_size, cfg_.vocab_size).bias(false)));
+  rope_ = compute_rope_params(cfg_);
+}
+
+void LlamaForCausalLMImpl::set_rope(const RopeScaling& rope, int64_t max_position_embeddings) {
+  validate_rope_scaling(rope, "rope scaling");
+  cfg_.rope = rope;
+  cfg_.max_position_embeddings = max_position_embeddings;
+  rope_ = compute_rope_params(cfg_);
+}
+
+RopeParams LlamaForCausalLMImpl::rope_for(const at::Tensor& position_ids) const {
+  if (!rope_is_dynamic(cfg_.rope)) return rope_;
+  // Dynamic types follow the current length: max(position_ids) + 1 (one host read per forward).
+  const int64_t seq_len = position_ids.max().item<int64_t>() + 1;
+  return compute_rope_params(cfg_, seq_len);
+}
+
+at::Tensor LlamaForCausalLMImpl::lm_head_weight() const {
+  return lm_head ? lm_head->weight : model->embed_tokens->weight;
+}
+
+at::Tensor LlamaForCausalLMImpl::hidden_states(const at::Tensor& input_ids, const at::Tensor& position_ids,
+                                               const ForwardOptions& opts) {
+  TORCH_CHECK(input_ids.dim() == 2 && position_ids.sizes() == input_ids.sizes(),
+              "input_ids and position_ids must both be [batch, seq]; got ", input_ids.sizes(), " and ", position_ids.sizes());
+  KVCache* cache = opts.cache;
+  if (cache && cache->layers.empty()) cache->layers.resize(model->layers->size());
+  at::Tensor all_pos = position_ids;
+  if (cache) {
+    LayerKVCache& first = cache->layers[0];
+    all_pos = first.position_ids.defined() ? at::cat({first.position_ids, position_ids}, 1) : position_ids;
+  }
+  at::Tensor h = model->embed_tokens(input_ids);  // [B, T, H]
+  auto [cos, sin] = rope_cos_sin(rope_for(all_pos), all_pos, h.scalar_type());  // [B, T_total, D]
+  for (size_t i = 0; i < model->layers->size(); ++i) {
+    LayerKVCache* layer_cache = cache ? &cache->layers[i] : nullptr;
+    h = model->layers[i]->as<LlamaDecoderLayer>()->forward(h, cos, sin, opts.attention, layer_cache);
+  }
+  if (cache) cache->layers[0].position_ids = all_pos;
+  return model->norm(h);
+}
+
+at::Tensor LlamaForCausalLMImpl::forward(const at::Tensor& input_ids, const at::Tensor& position_ids,
+                                         const ForwardOptions& opts) {
+  return at::linear(hidden_states(input_ids, position_ids, opts), lm_head_weight());  // [B, T, V]
+}
+
+void LlamaForCausalLMImpl::init_weights(uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  for (auto& item : named_parameters()) {
+    at::Tensor& p = item.value();
+    const std::string& name = item.key();
+    at::Tensor fresh;
+    if (name.find("norm") != std::string::npos) fresh = at::ones(p.sizes(), at::kFloat);
+    else if (name.size() > 5 && name.substr(name.size() - 5) == ".bias") fresh = at::zeros(p.sizes(), at::kFloat);
+    else fresh = at::normal(0.0, cfg_.initializer_range, p.sizes(), gen, at::kFloat);
+    p.copy_(fresh);
+  }
+}
+
+LossResult causal_lm_loss(const at::Tensor& logits, const at::Tensor& labels) {
+  const int64_t V = logits.size(-1), T = logits.size(1);
+  at::Tensor pred = logits.narrow(1, 0, T - 1).reshape({-1, V}).to(at::kFloat);  // [(B*(T-1)), V]
+  at::Tensor target = labels.narrow(1, 1, T - 1).reshape({-1});
+  at::Tensor sum = at::cross_entropy_loss(pred, target, {}, at::Reduction::Sum, /*ignore_index=*/-100);
+  const int64_t count = target.ne(-100).sum().item<int64_t>();
+  return {sum / std::max<int64_t>(count, 1), sum, count};
+}
+
+at::ScalarType parse_dtype_name(const std::string& n) {
+  if (n == "float32" || n == "fp32" || n == "float") return at::kFloat;
+  if (n == "bfloat16" || n == "bf16") return at::kBFloat16;
+  if (n == "float16" || n == "fp16" || n == "half") return at::kHalf;
+  if (n == "float64" || n == "fp64" || n == "double") return at::kDouble;
+  throw std::invalid_argument("unknown dtype '" + n + "' (expected float32, bfloat16, float16 or float64)");
+}
+
+std::string dtype_name(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return "float32";
+    case at::kBFloat16: return "bfloat16";
+    case at::kHalf: return "float16";
+    case at::kDouble: return "float64";
+    default: return c10::toString(t);
+  }
+}
+
+}  // namespace ropex

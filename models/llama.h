@@ -1,0 +1,117 @@
+// LlamaForCausalLM in LibTorch with Hugging Face's module names, so named_parameters() are the
+// checkpoint keys (model.layers.N.self_attn.q_proj.weight, ...). RMSNorm in HF's order (normalise
+// in float32, cast back, multiply by the weight), SwiGLU MLP, GQA, explicit or derived head_dim,
+// tied or untied embeddings, optional attention/MLP biases.
+//
+// The model is single-device and knows nothing of data, distribution or checkpoints:
+// forward(input_ids [B,T], position_ids [B,T]) -> logits [B,T,V]. Rope frequencies come from
+// models/rope.h; for the dynamic types they are recomputed per call from max(position_ids) + 1.
+#pragma once
+#include "models/attention.h"
+#include "models/llama_config.h"
+#include "models/rope.h"
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+
+namespace ropex {
+
+struct LlamaRMSNormImpl : torch::nn::Module {
+  LlamaRMSNormImpl(int64_t dim, double eps);
+  at::Tensor forward(const at::Tensor& x);
+  at::Tensor weight;  // [dim]
+  double eps;
+};
+TORCH_MODULE(LlamaRMSNorm);
+
+struct LlamaMLPImpl : torch::nn::Module {
+  explicit LlamaMLPImpl(const LlamaConfig& cfg);
+  at::Tensor forward(const at::Tensor& x);  // down(silu(gate(x)) * up(x))
+  torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+};
+TORCH_MODULE(LlamaMLP);
+
+// Keys and values of one layer for incremental decoding, stored BEFORE rotation so that a change of
+// frequencies (dynamic scaling as the sequence grows) re-rotates every cached key correctly.
+struct LayerKVCache {
+  at::Tensor k, v;          // [B, Hkv, T_cached, D]
+  at::Tensor position_ids;  // [B, T_cached]
+};
+struct KVCache {
+  std::vector<LayerKVCache> layers;
+  int64_t length() const { return layers.empty() || !layers[0].k.defined() ? 0 : layers[0].k.size(2); }
+};
+
+struct LlamaAttentionImpl : torch::nn::Module {
+  explicit LlamaAttentionImpl(const LlamaConfig& cfg);
+  // x: [B, T, H]; cos/sin: [B, T_total, D] for all positions attended (cached + new).
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                     AttentionBackend backend, LayerKVCache* cache);
+  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  int64_t num_heads, num_kv_heads, head_dim;
+  double scale;
+};
+TORCH_MODULE(LlamaAttention);
+
+struct LlamaDecoderLayerImpl : torch::nn::Module {
+  explicit LlamaDecoderLayerImpl(const LlamaConfig& cfg);
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                     AttentionBackend backend, LayerKVCache* cache);
+  LlamaAttention self_attn{nullptr};
+  LlamaMLP mlp{nullptr};
+  LlamaRMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+};
+TORCH_MODULE(LlamaDecoderLayer);
+
+struct LlamaModelImpl : torch::nn::Module {
+  explicit LlamaModelImpl(const LlamaConfig& cfg);
+  torch::nn::Embedding embed_tokens{nullptr};
+  torch::nn::ModuleList layers{nullptr};
+  LlamaRMSNorm norm{nullptr};
+};
+TORCH_MODULE(LlamaModel);
+
+struct ForwardOptions {
+  AttentionBackend attention = AttentionBackend::sdpa;
+  KVCache* cache = nullptr;  // when set: append this call's keys/values, attend to all cached ones
+};
+
+struct LlamaForCausalLMImpl : torch::nn::Module {
+  explicit LlamaForCausalLMImpl(LlamaConfig cfg);
+  // input_ids, position_ids: [B, T] int64. Returns the final hidden states [B, T, H].
+  at::Tensor hidden_states(const at::Tensor& input_ids, const at::Tensor& position_ids, const ForwardOptions& opts = {});
+  // Logits [B, T, V] in the model's dtype.
+  at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& position_ids, const ForwardOptions& opts = {});
+  at::Tensor lm_head_weight() const;  // the embedding matrix when tied
+  // Normal(0, initializer_range) for linears and embeddings, ones for norms (as transformers).
+  void init_weights(uint64_t seed);
+  const LlamaConfig& config() const { return cfg_; }
+  // Replace the rope scaling (e.g. for a run that extends the context); recomputes frequencies.
+  void set_rope(const RopeScaling& rope, int64_t max_position_embeddings);
+
+  LlamaModel model{nullptr};
+  torch::nn::Linear lm_head{nullptr};  // null when tie_word_embeddings
+
+ private:
+  RopeParams rope_for(const at::Tensor& position_ids) const;
+  LlamaConfig cfg_;
+  RopeParams rope_;  // static frequencies (or the init-time ones of a dynamic type)
+};
+TORCH_MODULE(LlamaForCausalLM);
+
+// Mean next-token cross entropy over positions whose label is not -100 (labels = input_ids,
+// shifted inside: logits[:, t] predicts labels[:, t+1]), computed in float32. Also returns the
+// summed loss and the count so callers can normalise across micro-batches and ranks.
+struct LossResult {
+  at::Tensor mean;   // scalar float32
+  at::Tensor sum;    // scalar float32
+  int64_t count = 0;
+};
+LossResult causal_lm_loss(const at::Tensor& logits, const at::Tensor& labels);
+
+at::ScalarType parse_dtype_name(const std::string& name);  // float32|bfloat16|float16 (and fp32, bf16, fp16)
+std::string dtype_name(at::ScalarType t);
+
+}  // namespace ropex

@@ -1,0 +1,322 @@
+// config.json <-> LlamaConfig. See llama_config.h.
+#include "models/llama_config.h"
+
+#include <cmath>
+#include <fstream>
+#include <filesystem>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+
+namespace ropex {
+namespace {
+using nlohmann::json;
+
+[[noreturn]] void fail(const std::string& source, const std::string& key, const std::string& what) {
+  throw std::invalid_argument(source + ": key '" + key + "': " + what);
+}
+
+std::string type_name(const json& v) {
+  return v.is_null() ? "null" : v.is_boolean() ? "boolean" : v.is_number_integer() ? "integer"
+       : v.is_number() ? "number" : v.is_string() ? "string" : v.is_array() ? "array" : "object";
+}
+
+int64_t as_int(const json& v, const std::string& source, const std::string& key) {
+  if (v.is_number_integer()) return v.get<int64_t>();
+  if (v.is_number_float()) {
+    double d = v.get<double>();
+    if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9e15) return static_cast<int64_t>(d);
+  }
+  fail(source, key, "expected an integer, got " + type_name(v) + " " + v.dump());
+}
+
+double as_double(const json& v, const std::string& source, const std::string& key) {
+  if (v.is_number()) return v.get<double>();
+  fail(source, key, "expected a number, got " + type_name(v) + " " + v.dump());
+}
+
+bool as_bool(const json& v, const std::string& source, const std::string& key) {
+  if (v.is_boolean()) return v.get<bool>();
+  fail(source, key, "expected true or false, got " + type_name(v) + " " + v.dump());
+}
+
+std::string as_string(const json& v, const std::string& source, const std::string& key) {
+  if (v.is_string()) return v.get<std::string>();
+  fail(source, key, "expected a string, got " + type_name(v) + " " + v.dump());
+}
+
+// A token id may be an integer, a list (Llama-3 eos), or null.
+std::optional<int64_t> as_token_id(const json& v, const std::string& source, const std::string& key) {
+  if (v.is_null()) return std::nullopt;
+  if (v.is_array()) return v.empty() ? std::nullopt : std::optional<int64_t>(as_int(v.front(), source, key));
+  return as_int(v, source, key);
+}
+
+template <typename T, typename F>
+void read_opt(const json& j, const char* key, T& out, F conv, const std::string& source) {
+  auto it = j.find(key);
+  if (it != j.end() && !it->is_null()) out = conv(*it, source, key);
+}
+
+const std::set<std::string>& known_rope_keys() {
+  static const std::set<std::string> keys = {
+      "type", "rope_type", "factor", "original_max_position_embeddings", "attention_factor",
+      "beta_fast", "beta_slow", "mscale", "mscale_all_dim", "truncate", "low_freq_factor",
+      "high_freq_factor", "rope_theta", "partial_rotary_factor"};
+  return keys;
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+  return s;
+}
+
+bool needs_original_length(const std::string& type) {
+  return type == "yarn" || type == "dynamic-yarn" || type == "llama3";
+}
+}  // namespace
+
+const std::vector<std::string>& rope_types() {
+  static const std::vector<std::string> types = {"default", "linear", "ntk", "dynamic", "yarn", "dynamic-yarn", "llama3"};
+  return types;
+}
+
+bool transformers_has_rope_type(const std::string& type) {
+  return type == "default" || type == "linear" || type == "dynamic" || type == "yarn" || type == "llama3";
+}
+
+void validate_rope_scaling(const RopeScaling& r, const std::string& source) {
+  const auto& types = rope_types();
+  if (std::find(types.begin(), types.end(), r.type) == types.end())
+    fail(source, "rope_type", "unknown rope type '" + r.type + "' (allowed: " + join(types) + ")");
+  if (r.type == "default") return;
+  if (!std::isfinite(r.factor) || r.factor <= 0)
+    fail(source, "factor", "must be a positive number, got " + std::to_string(r.factor));
+  // A factor <= 1 is meaningless for the interpolating types (it would shrink or keep the window).
+  if ((r.type == "linear" || r.type == "ntk" || r.type == "llama3") && r.factor <= 1.0)
+    fail(source, "factor", "rope type '" + r.type + "' needs factor > 1, got " + std::to_string(r.factor));
+  if (needs_original_length(r.type) && r.original_max_position_embeddings <= 0)
+    fail(source, "original_max_position_embeddings",
+         "rope type '" + r.type + "' needs the pre-trained length (a positive integer)");
+  if (r.type == "llama3") {
+    double lo = r.low_freq_factor.value_or(1.0), hi = r.high_freq_factor.value_or(4.0);
+    if (!(hi > lo) || lo <= 0)
+      fail(source, "high_freq_factor", "llama3 needs 0 < low_freq_factor < high_freq_factor");
+  }
+  if (r.beta_fast && r.beta_slow && *r.beta_fast < *r.beta_slow)
+    fail(source, "beta_fast", "must be >= beta_slow");
+}
+
+RopeScaling rope_scaling_from_json(const json& d, const std::string& source, int64_t max_pos) {
+  if (!d.is_object()) fail(source, "rope_scaling", "expected an object, got " + type_name(d));
+  for (const auto& [key, value] : d.items()) {
+    if (!known_rope_keys().count(key))
+      fail(source, "rope_scaling." + key, "unknown rope scaling key (known: type, rope_type, factor, "
+           "original_max_position_embeddings, attention_factor, beta_fast, beta_slow, mscale, mscale_all_dim, "
+           "truncate, low_freq_factor, high_freq_factor, rope_theta)");
+  }
+  RopeScaling r;
+  // transformers 5.x: rope_type wins over the legacy "type".
+  if (d.contains("rope_type")) r.type = as_string(d["rope_type"], source, "rope_type");
+  else if (d.contains("type")) r.type = as_string(d["type"], source, "type");
+  if (r.type == "dynamic_yarn") r.type = "dynamic-yarn";
+  read_opt(d, "factor", r.factor, as_double, source);
+  read_opt(d, "original_max_position_embeddings", r.original_max_position_embeddings, as_int, source);
+  auto opt_double = [&](const char* key, std::optional<double>& out) {
+    if (d.contains(key) && !d[key].is_null()) out = as_double(d[key], source, key);
+  };
+  opt_double("attention_factor", r.attention_factor);
+  opt_double("beta_fast", r.beta_fast);
+  opt_double("beta_slow", r.beta_slow);
+  opt_double("mscale", r.mscale);
+  opt_double("mscale_all_dim", r.mscale_all_dim);
+  opt_double("low_freq_factor", r.low_freq_factor);
+  opt_double("high_freq_factor", r.high_freq_factor);
+  if (d.contains("truncate") && !d["truncate"].is_null()) r.truncate = as_bool(d["truncate"], source, "truncate");
+  if (d.contains("partial_rotary_factor") && as_double(d["partial_rotary_factor"], source, "partial_rotary_factor") != 1.0)
+    fail(source, "partial_rotary_factor", "only 1.0 (full rotary) is supported by ropex's Llama");
+  if (needs_original_length(r.type) && r.original_max_position_embeddings <= 0 && max_pos > 0)
+    r.original_max_position_embeddings = max_pos;  // transformers 5.x fills it the same way
+  if (r.type == "llama3") {
+    if (!r.low_freq_factor) fail(source, "low_freq_factor", "llama3 needs low_freq_factor");
+    if (!r.high_freq_factor) fail(source, "high_freq_factor", "llama3 needs high_freq_factor");
+  }
+  validate_rope_scaling(r, source);
+  return r;
+}
+
+json rope_scaling_to_json(const RopeScaling& r, bool legacy_linear) {
+  if (legacy_linear) {
+    if (r.type != "linear" && r.type != "dynamic")
+      throw std::invalid_argument("legacy rope_scaling ({\"type\", \"factor\"}) exists only for linear and dynamic, not '" + r.type + "'");
+    return json{{"type", r.type}, {"factor", r.factor}};
+  }
+  json j = {{"type", r.type}, {"rope_type", r.type}, {"factor", r.factor}};
+  if (r.original_max_position_embeddings > 0) j["original_max_position_embeddings"] = r.original_max_position_embeddings;
+  auto put = [&](const char* key, const std::optional<double>& v) { if (v) j[key] = *v; };
+  put("attention_factor", r.attention_factor);
+  put("beta_fast", r.beta_fast);
+  put("beta_slow", r.beta_slow);
+  put("mscale", r.mscale);
+  put("mscale_all_dim", r.mscale_all_dim);
+  put("low_freq_factor", r.low_freq_factor);
+  put("high_freq_factor", r.high_freq_factor);
+  if (r.truncate) j["truncate"] = *r.truncate;
+  return j;
+}
+
+void LlamaConfig::validate(const std::string& source) const {
+  auto positive = [&](const char* key, int64_t v) { if (v <= 0) fail(source, key, "must be a positive integer, got " + std::to_string(v)); };
+  positive("vocab_size", vocab_size);
+  positive("hidden_size", hidden_size);
+  positive("intermediate_size", intermediate_size);
+  positive("num_hidden_layers", num_hidden_layers);
+  positive("num_attention_heads", num_attention_heads);
+  positive("num_key_value_heads", num_key_value_heads);
+  positive("max_position_embeddings", max_position_embeddings);
+  if (num_attention_heads % num_key_value_heads != 0)
+    fail(source, "num_key_value_heads", "must divide num_attention_heads (" + std::to_string(num_attention_heads) +
+         "), got " + std::to_string(num_key_value_heads));
+  if (!head_dim_explicit && hidden_size % num_attention_heads != 0)
+    fail(source, "hidden_size", "must be a multiple of num_attention_heads unless head_dim is given");
+  if (resolved_head_dim() % 2 != 0) fail(source, "head_dim", "must be even for rotary embeddings");
+  if (!(rms_norm_eps > 0)) fail(source, "rms_norm_eps", "must be > 0");
+  if (!(rope_theta > 1)) fail(source, "rope_theta", "must be > 1, got " + std::to_string(rope_theta));
+  if (hidden_act != "silu" && hidden_act != "swish")
+    fail(source, "hidden_act", "ropex's Llama supports 'silu' only, got '" + hidden_act + "'");
+  validate_rope_scaling(rope, source);
+}
+
+LlamaConfig config_from_json(const json& j, const std::string& source) {
+  if (!j.is_object()) throw std::invalid_argument(source + ": expected a JSON object, got " + type_name(j));
+  if (j.contains("model_type") && j["model_type"].is_string()) {
+    auto mt = j["model_type"].get<std::string>();
+    if (mt != "llama") throw std::invalid_argument(source + ": key 'model_type': ropex loads Llama models, got '" + mt + "'");
+  }
+  LlamaConfig c;
+  auto required_int = [&](const char* key, int64_t& out) {
+    if (!j.contains(key) || j[key].is_null()) fail(source, key, "missing (required for a Llama config)");
+    out = as_int(j[key], source, key);
+  };
+  required_int("vocab_size", c.vocab_size);
+  required_int("hidden_size", c.hidden_size);
+  required_int("intermediate_size", c.intermediate_size);
+  required_int("num_hidden_layers", c.num_hidden_layers);
+  required_int("num_attention_heads", c.num_attention_heads);
+  c.num_key_value_heads = c.num_attention_heads;
+  read_opt(j, "num_key_value_heads", c.num_key_value_heads, as_int, source);
+  if (j.contains("head_dim") && !j["head_dim"].is_null()) {
+    c.head_dim = as_int(j["head_dim"], source, "head_dim");
+    c.head_dim_explicit = true;
+  }
+  read_opt(j, "max_position_embeddings", c.max_position_embeddings, as_int, source);
+  read_opt(j, "rms_norm_eps", c.rms_norm_eps, as_double, source);
+  read_opt(j, "tie_word_embeddings", c.tie_word_embeddings, as_bool, source);
+  read_opt(j, "attention_bias", c.attention_bias, as_bool, source);
+  read_opt(j, "mlp_bias", c.mlp_bias, as_bool, source);
+  read_opt(j, "hidden_act", c.hidden_act, as_string, source);
+  read_opt(j, "initializer_range", c.initializer_range, as_double, source);
+  if (j.contains("torch_dtype") && j["torch_dtype"].is_string()) c.torch_dtype = j["torch_dtype"].get<std::string>();
+  if (j.contains("dtype") && j["dtype"].is_string()) c.torch_dtype = j["dtype"].get<std::string>();
+  if (j.contains("bos_token_id")) c.bos_token_id = as_token_id(j["bos_token_id"], source, "bos_token_id");
+  if (j.contains("eos_token_id")) c.eos_token_id = as_token_id(j["eos_token_id"], source, "eos_token_id");
+  if (j.contains("pad_token_id")) c.pad_token_id = as_token_id(j["pad_token_id"], source, "pad_token_id");
+  if (j.contains("pretraining_tp") && !j["pretraining_tp"].is_null() && as_int(j["pretraining_tp"], source, "pretraining_tp") != 1)
+    fail(source, "pretraining_tp", "only 1 is supported (transformers treats >1 as a slicing detail of the original training)");
+
+  // rope_theta: top level (4.x) or inside rope_parameters (5.x). rope_scaling wins over rope_parameters.
+  read_opt(j, "rope_theta", c.rope_theta, as_double, source);
+  const json* rope_dict = nullptr;
+  std::string rope_key;
+  if (j.contains("rope_parameters") && !j["rope_parameters"].is_null()) { rope_dict = &j["rope_parameters"]; rope_key = "rope_parameters"; }
+  if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) { rope_dict = &j["rope_scaling"]; rope_key = "rope_scaling"; }
+  if (j.contains("rope_parameters") && j["rope_parameters"].is_object() && j["rope_parameters"].contains("rope_theta"))
+    c.rope_theta = as_double(j["rope_parameters"]["rope_theta"], source, "rope_parameters.rope_theta");
+  if (rope_dict) {
+    if (rope_dict->is_object() && rope_dict->contains("rope_theta"))
+      c.rope_theta = as_double((*rope_dict)["rope_theta"], source, rope_key + ".rope_theta");
+    c.rope = rope_scaling_from_json(*rope_dict, source + " (" + rope_key + ")", c.max_position_embeddings);
+  }
+  c.validate(source);
+  return c;
+}
+
+LlamaConfig load_config(const std::string& path_in) {
+  namespace fs = std::filesystem;
+  fs::path path = path_in;
+  if (fs::is_directory(path)) path /= "config.json";
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error(path.string() + ": cannot open (expected a Hugging Face config.json)");
+  json j;
+  try {
+    j = json::parse(in);
+  } catch (const json::parse_error& e) {
+    throw std::runtime_error(path.string() + ": not valid JSON: " + e.what());
+  }
+  return config_from_json(j, path.string());
+}
+
+json config_to_json(const LlamaConfig& c, const ConfigWriteOptions& opts) {
+  json j = {
+      {"architectures", {"LlamaForCausalLM"}},
+      {"model_type", "llama"},
+      {"vocab_size", c.vocab_size},
+      {"hidden_size", c.hidden_size},
+      {"intermediate_size", c.intermediate_size},
+      {"num_hidden_layers", c.num_hidden_layers},
+      {"num_attention_heads", c.num_attention_heads},
+      {"num_key_value_heads", c.num_key_value_heads},
+      {"max_position_embeddings", c.max_position_embeddings},
+      {"rms_norm_eps", c.rms_norm_eps},
+      {"rope_theta", c.rope_theta},
+      {"tie_word_embeddings", c.tie_word_embeddings},
+      {"attention_bias", c.attention_bias},
+      {"attention_dropout", 0.0},
+      {"mlp_bias", c.mlp_bias},
+      {"hidden_act", c.hidden_act},
+      {"initializer_range", c.initializer_range},
+      {"pretraining_tp", 1},
+      {"use_cache", true},
+      {"torch_dtype", c.torch_dtype},
+  };
+  if (c.head_dim_explicit) j["head_dim"] = c.head_dim;
+  j["bos_token_id"] = c.bos_token_id ? json(*c.bos_token_id) : json(nullptr);
+  j["eos_token_id"] = c.eos_token_id ? json(*c.eos_token_id) : json(nullptr);
+  if (c.pad_token_id) j["pad_token_id"] = *c.pad_token_id;
+  if (c.rope.is_default()) {
+    j["rope_scaling"] = nullptr;
+    if (opts.with_rope_parameters) j["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", c.rope_theta}};
+  } else {
+    if (!transformers_has_rope_type(c.rope.type))
+      throw std::invalid_argument("rope type '" + c.rope.type + "' has no transformers equivalent; convert it before export");
+    j["rope_scaling"] = rope_scaling_to_json(c.rope, opts.legacy_linear);
+    if (opts.with_rope_parameters && !opts.legacy_linear) {
+      json p = rope_scaling_to_json(c.rope, false);
+      p.erase("type");
+      p["rope_theta"] = c.rope_theta;
+      j["rope_parameters"] = p;
+    }
+  }
+  return j;
+}
+
+std::string describe_rope(const RopeScaling& r, double theta) {
+  std::ostringstream os;
+  os << r.type << " (rope_theta=" << theta;
+  if (!r.is_default()) os << ", factor=" << r.factor;
+  if (r.original_max_position_embeddings > 0) os << ", original_max_position_embeddings=" << r.original_max_position_embeddings;
+  auto put = [&](const char* k, const std::optional<double>& v) { if (v) os << ", " << k << "=" << *v; };
+  put("attention_factor", r.attention_factor);
+  put("beta_fast", r.beta_fast);
+  put("beta_slow", r.beta_slow);
+  put("mscale", r.mscale);
+  put("mscale_all_dim", r.mscale_all_dim);
+  put("low_freq_factor", r.low_freq_factor);
+  put("high_freq_factor", r.high_freq_factor);
+  if (r.truncate) os << ", truncate=" << (*r.truncate ? "true" : "false");
+  os << ")";
+  return os.str();
+}
+
+}  // namespace ropex

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# ropex front door.
+#   ./run.sh setup        install system packages (Debian) and the project venv (.venv)
+#   ./run.sh build        setup + configure + build build/ropex and the tests
+#   ./run.sh test         build + run the whole test suite through ctest
+#   ./run.sh demo         (arrives with the training and evaluation work)
+#
+# Environment:
+#   Torch_DIR=/path/to/libtorch/share/cmake/Torch   build against an existing LibTorch instead of
+#                                                   the venv's torch wheel (the venv is still used
+#                                                   by the reference tests)
+#   ROPEX_JOBS=N        parallel compile jobs (default: number of cores)
+#   ROPEX_SKIP_APT=1    do not touch system packages (they must already be installed)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$ROOT"
+VENV="$ROOT/.venv"
+BUILD="$ROOT/build"
+JOBS="${ROPEX_JOBS:-$(nproc)}"
+APT_PACKAGES=(build-essential cmake ninja-build pkg-config ccache git
+              libsentencepiece-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libgtest-dev
+              python3-venv)
+
+log() { printf '\033[1m[run.sh]\033[0m %s\n' "$*" >&2; }
+die() { printf '[run.sh] error: %s\n' "$*" >&2; exit 1; }
+
+setup_apt() {
+  [[ "${ROPEX_SKIP_APT:-0}" == 1 ]] && return 0
+  local missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  ((${#missing[@]} == 0)) && return 0
+  log "installing Debian packages: ${missing[*]}"
+  local sudo=""
+  [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+pick_python() {
+  # The venv needs a Python the torch wheel supports (3.10-3.13).
+  for p in "${ROPEX_PYTHON_BOOTSTRAP:-}" python3.12 python3.11 python3 ; do
+    [[ -n "$p" ]] && command -v "$p" >/dev/null && { echo "$p"; return; }
+  done
+  die "no python3 found"
+}
+
+setup_venv() {
+  local stamp="$VENV/.ropex-requirements"
+  if [[ -x "$VENV/bin/python" && -f "$stamp" ]] && cmp -s "$stamp" requirements.txt; then
+    return 0
+  fi
+  local py; py="$(pick_python)"
+  log "creating $VENV with $("$py" --version) and requirements.txt (torch wheel: a few GB, first time only)"
+  [[ -x "$VENV/bin/python" ]] || "$py" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+  "$VENV/bin/python" -m pip install -q -r requirements.txt
+  cp requirements.txt "$stamp"
+}
+
+setup() { setup_apt; setup_venv; }
+
+configure() {
+  local prefix=""
+  if [[ -z "${Torch_DIR:-}" ]]; then
+    prefix="$("$VENV/bin/python" -c 'import torch; print(torch.utils.cmake_prefix_path)')"
+  fi
+  local launcher=()
+  if command -v ccache >/dev/null; then
+    launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+    # Precompiled headers with ccache need these sloppiness settings to get cache hits.
+    export CCACHE_SLOPPINESS="pch_defines,time_macros,include_file_mtime,include_file_ctime"
+    export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-5G}"
+  fi
+  if [[ ! -f "$BUILD/build.ninja" ]]; then
+    log "configuring (LibTorch from ${Torch_DIR:-$prefix})"
+    cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+      ${prefix:+-DCMAKE_PREFIX_PATH="$prefix"} ${Torch_DIR:+-DTorch_DIR="$Torch_DIR"} \
+      -DROPEX_PYTHON="$VENV/bin/python" "${launcher[@]}" >/dev/null
+  fi
+}
+
+build() {
+  setup
+  configure
+  log "building with $JOBS jobs"
+  export CCACHE_SLOPPINESS="pch_defines,time_macros,include_file_mtime,include_file_ctime"
+  cmake --build "$BUILD" -j "$JOBS"
+}
+
+run_tests() {
+  build
+  log "running tests"
+  (cd "$BUILD" && ctest --output-on-failure -j "$JOBS" "$@")
+}
+
+cmd="${1:-help}"
+shift || true
+case "$cmd" in
+  setup) setup ;;
+  build) build ;;
+  test) run_tests "$@" ;;
+  demo)
+    die "the demo arrives with the training and evaluation work (issues 4-5); until then try: ./run.sh build && build/ropex --help" ;;
+  help|-h|--help) sed -n '2,15p' "$0" ;;
+  *) die "unknown command '$cmd' (expected setup, build, test or demo)" ;;
+esac

@@ -1,0 +1,361 @@
+// ConfigSchema implementation: typed converters with helpful errors, a walk
+// that collects (entry, value) pairs from nested or dotted documents, and a
+// two-phase apply (validate everything, then assign) so a failed apply leaves
+// every field untouched. No LibTorch, no knowledge of particular keys.
+#include "trainer/config_schema.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <limits>
+#include <string_view>
+#include <type_traits>
+
+namespace ropex {
+
+namespace {
+
+using json = nlohmann::json;
+
+[[noreturn]] void fail(const std::string& source, const std::string& key, const std::string& what) {
+  throw ConfigError(source + ": key '" + key + "' " + what);
+}
+
+// Never throws, even on invalid UTF-8 (replaced by U+FFFD).
+std::string dump(const json& v) { return v.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+// A value as the user wrote it, with its JSON kind: `"abc" (string)`.
+std::string shown(const json& v) {
+  std::string text = dump(v);
+  if (text.size() > 80) text = text.substr(0, 77) + "...";
+  return text + " (" + v.type_name() + ")";
+}
+
+[[noreturn]] void fail_type(const std::string& source, const std::string& key, const std::string& type,
+                            const json& v) {
+  fail(source, key, "expects " + type + ", got " + shown(v));
+}
+
+std::string number_text(int64_t x) { return std::to_string(x); }
+std::string number_text(double x) { return json(x).dump(); }
+
+template <class T>
+std::string range_text(const std::optional<T>& min, const std::optional<T>& max) {
+  if (min && max) return "in [" + number_text(*min) + ", " + number_text(*max) + "]";
+  if (min) return ">= " + number_text(*min);
+  if (max) return "<= " + number_text(*max);
+  return "";
+}
+
+template <class T>
+std::string with_range(std::string type, const std::optional<T>& min, const std::optional<T>& max) {
+  const std::string range = range_text(min, max);
+  return range.empty() ? type : type + " " + range;
+}
+
+template <class T>
+T check_range(T x, const std::optional<T>& min, const std::optional<T>& max, const std::string& source,
+              const std::string& key) {
+  if ((min && x < *min) || (max && x > *max)) {
+    fail(source, key, "must be " + range_text(min, max) + ", got " + number_text(x));
+  }
+  return x;
+}
+
+// Integers, and floats with an integral value that fits in int64 (3.0 -> 3).
+int64_t to_int(const json& v, const std::string& source, const std::string& key) {
+  if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max())) {
+    fail(source, key, "expects int, got " + shown(v) + ", which does not fit in 64 bits");
+  }
+  if (v.is_number_integer()) return v.get<int64_t>();
+  if (v.is_number_float()) {
+    const double d = v.get<double>();
+    constexpr double kLimit = 9223372036854775808.0;  // 2^63
+    if (std::trunc(d) != d || d < -kLimit || d >= kLimit) {
+      fail(source, key, "expects int, got " + shown(v) + ", which is not an integer");
+    }
+    return static_cast<int64_t>(d);
+  }
+  fail_type(source, key, "int", v);
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t substitute = diagonal + (a[i - 1] == b[j - 1] ? 0 : 1);
+      diagonal = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, substitute});
+    }
+  }
+  return row[b.size()];
+}
+
+std::string leaf(const std::string& key) {
+  const size_t dot = key.rfind('.');
+  return dot == std::string::npos ? key : key.substr(dot + 1);
+}
+
+// Closest candidate; a key's last segment also matches on its own, so a key
+// put in the wrong section ("lr" for "optim.lr") is found.
+std::string nearest(const std::string& given, const std::vector<std::string>& candidates) {
+  std::string best;
+  size_t best_score = std::numeric_limits<size_t>::max();
+  for (const auto& c : candidates) {
+    const size_t score = std::min(edit_distance(given, c), edit_distance(leaf(given), leaf(c)) + 1);
+    if (score < best_score) best = c, best_score = score;
+  }
+  return best;
+}
+
+std::string quoted_list(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "\"" : ", \"") + item + "\"";
+  return out;
+}
+
+bool valid_key(const std::string& key) {
+  if (key.empty() || key.front() == '.' || key.back() == '.' || key.find("..") != std::string::npos)
+    return false;
+  return std::all_of(key.begin(), key.end(),
+                     [](char c) { return std::isalnum(uint8_t(c)) || c == '_' || c == '.'; });
+}
+
+std::string escape_cell(const std::string& text) {
+  std::string out;
+  for (char c : text) out += (c == '|') ? std::string("\\|") : std::string(1, c);
+  return out;
+}
+
+// "[json.exception.parse_error.101] parse error at line 4, column 3: syntax error ..."
+// -> "syntax error ..." (the caller reports the position itself).
+std::string parse_error_detail(const std::string& what) {
+  std::string detail = what;
+  const size_t tag_end = detail.find("] ");
+  if (detail.rfind("[json.exception", 0) == 0 && tag_end != std::string::npos)
+    detail = detail.substr(tag_end + 2);
+  const size_t position_end = detail.find(": ");
+  if (detail.rfind("parse error", 0) == 0 && position_end != std::string::npos)
+    detail = detail.substr(position_end + 2);
+  return detail;
+}
+
+std::string line_and_column(const std::string& text, size_t byte) {
+  const size_t pos = std::min(byte > 0 ? byte - 1 : 0, text.size());  // 0-based offending byte
+  const std::string_view before(text.data(), pos);
+  const size_t line = 1 + size_t(std::count(before.begin(), before.end(), '\n'));
+  const size_t last_newline = before.rfind('\n');
+  const size_t column = last_newline == std::string_view::npos ? pos + 1 : pos - last_newline;
+  return std::to_string(line) + ":" + std::to_string(column);
+}
+
+std::string read_text_file(const std::string& path) {
+  if (std::filesystem::is_directory(path)) throw ConfigError("config file '" + path + "' is a directory");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError("cannot open config file '" + path + "': " + std::strerror(errno));
+  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  if (in.bad()) throw ConfigError("cannot read config file '" + path + "'");
+  return text;
+}
+
+}  // namespace
+
+// ---- registration -----------------------------------------------------------
+
+template <class T, class Convert>
+void ConfigSchema::bind(const std::string& key, T* field, std::string doc, std::string type,
+                        Convert convert) {
+  if (field == nullptr) throw std::logic_error("ConfigSchema: null field for key '" + key + "'");
+  if (!valid_key(key)) throw std::logic_error("ConfigSchema: invalid key '" + key + "'");
+  if (find(key) != nullptr || is_section(key)) {
+    throw std::logic_error("ConfigSchema: key '" + key + "' is already registered (as a key or a section)");
+  }
+  for (size_t dot = key.find('.'); dot != std::string::npos; dot = key.find('.', dot + 1)) {
+    if (find(key.substr(0, dot)) != nullptr) {
+      throw std::logic_error("ConfigSchema: '" + key.substr(0, dot) + "' is a key, so '" + key +
+                             "' cannot be");
+    }
+  }
+  Entry e;
+  e.key = key;
+  e.type = std::move(type);
+  e.doc = std::move(doc);
+  e.default_value = json(*field);
+  e.text_field = std::is_same_v<T, std::string>;
+  e.set = [field, convert](const json& v, const std::string& source, bool commit) {
+    T x = convert(v, source);
+    if (commit) *field = std::move(x);
+  };
+  e.get = [field] { return json(*field); };
+  index_[key] = entries_.size();
+  entries_.push_back(std::move(e));
+}
+
+void ConfigSchema::add(const std::string& key, bool* field, std::string doc) {
+  bind(key, field, std::move(doc), "bool", [key](const json& v, const std::string& source) {
+    if (!v.is_boolean()) fail_type(source, key, "bool", v);
+    return v.get<bool>();
+  });
+}
+
+void ConfigSchema::add(const std::string& key, int64_t* field, std::string doc, std::optional<int64_t> min,
+                       std::optional<int64_t> max) {
+  bind(key, field, std::move(doc), with_range("int", min, max),
+       [key, min, max](const json& v, const std::string& source) {
+         return check_range(to_int(v, source, key), min, max, source, key);
+       });
+}
+
+void ConfigSchema::add(const std::string& key, double* field, std::string doc, std::optional<double> min,
+                       std::optional<double> max) {
+  const std::string type = with_range("float", min, max);
+  bind(key, field, std::move(doc), type, [key, min, max](const json& v, const std::string& source) {
+    if (!v.is_number()) fail_type(source, key, "float", v);
+    return check_range(v.get<double>(), min, max, source, key);
+  });
+}
+
+void ConfigSchema::add(const std::string& key, std::string* field, std::string doc,
+                       std::vector<std::string> allowed) {
+  const std::string type = allowed.empty() ? "string" : "string, one of " + quoted_list(allowed);
+  bind(key, field, std::move(doc), type, [key, allowed](const json& v, const std::string& source) {
+    if (!v.is_string()) fail_type(source, key, "string", v);
+    const auto s = v.get<std::string>();
+    if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), s) == allowed.end()) {
+      fail(source, key,
+           "must be one of " + quoted_list(allowed) + ", got \"" + s + "\" (did you mean \"" +
+               nearest(s, allowed) + "\"?)");
+    }
+    return s;
+  });
+}
+
+void ConfigSchema::add(const std::string& key, std::vector<int64_t>* field, std::string doc) {
+  bind(key, field, std::move(doc), "list of int", [key](const json& v, const std::string& source) {
+    if (!v.is_array()) fail_type(source, key, "list of int", v);
+    std::vector<int64_t> out;
+    for (size_t i = 0; i < v.size(); ++i)
+      out.push_back(to_int(v[i], source, key + "[" + std::to_string(i) + "]"));
+    return out;
+  });
+}
+
+void ConfigSchema::add(const std::string& key, nlohmann::json* field, std::string doc) {
+  bind(key, field, std::move(doc), "object", [key](const json& v, const std::string& source) {
+    if (!v.is_object() && !v.is_null()) fail_type(source, key, "an object or null", v);
+    return v;
+  });
+}
+
+// ---- applying ---------------------------------------------------------------
+
+const ConfigSchema::Entry* ConfigSchema::find(const std::string& key) const {
+  const auto it = index_.find(key);
+  return it == index_.end() ? nullptr : &entries_[it->second];
+}
+
+bool ConfigSchema::is_section(const std::string& prefix) const {
+  const std::string dotted = prefix + ".";
+  const auto it = index_.lower_bound(dotted);
+  return it != index_.end() && it->first.compare(0, dotted.size(), dotted) == 0;
+}
+
+void ConfigSchema::throw_unknown(const std::string& key, const std::string& source) const {
+  if (entries_.empty()) throw ConfigError(source + ": unknown key '" + key + "' (this schema has no keys)");
+  throw ConfigError(source + ": unknown key '" + key + "' (did you mean '" + nearest(key, keys()) + "'?)");
+}
+
+// Validates `value` for `key` (a field, or a section given as an object) and
+// queues the assignments; assigns nothing.
+void ConfigSchema::collect(const std::string& key, const json& value, const std::string& source,
+                           Pending& pending) const {
+  if (const Entry* e = find(key)) {
+    const bool seen =
+        std::any_of(pending.begin(), pending.end(), [e](const auto& p) { return p.first == e; });
+    if (seen) fail(source, key, "is given more than once");
+    e->set(value, source, /*commit=*/false);
+    pending.emplace_back(e, value);
+    return;
+  }
+  const bool section = is_section(key);
+  // An unknown key holding an object is walked, so the error names a full dotted key.
+  if (!section && (!value.is_object() || value.empty())) throw_unknown(key, source);
+  if (section && !value.is_object()) fail_type(source, key, "an object (it is a section)", value);
+  for (const auto& [child, child_value] : value.items())
+    collect(key + "." + child, child_value, source, pending);
+}
+
+void ConfigSchema::commit(const Pending& pending, const std::string& source) {
+  for (const auto& [entry, value] : pending) entry->set(value, source, /*commit=*/true);
+}
+
+void ConfigSchema::apply_json(const json& doc, const std::string& source) {
+  if (!doc.is_object())
+    throw ConfigError(source + ": expected a JSON object at the top level, got " + shown(doc));
+  Pending pending;
+  for (const auto& [key, value] : doc.items()) collect(key, value, source, pending);
+  commit(pending, source);
+}
+
+void ConfigSchema::apply_file(const std::string& path) {
+  const std::string text = read_text_file(path);
+  json doc;
+  try {
+    doc = json::parse(text);
+  } catch (const json::parse_error& e) {
+    throw ConfigError(path + ":" + line_and_column(text, e.byte) +
+                      ": invalid JSON: " + parse_error_detail(e.what()));
+  }
+  apply_json(doc, path);
+}
+
+void ConfigSchema::apply_override(const std::string& assignment) {
+  const std::string source = "--set " + assignment;
+  const size_t eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0) throw ConfigError(source + ": expected section.key=value");
+  const std::string key = assignment.substr(0, eq);
+  const std::string text = assignment.substr(eq + 1);
+  json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  const Entry* e = find(key);
+  if (value.is_discarded() || (e != nullptr && e->text_field && !value.is_string())) value = text;
+  Pending pending;
+  collect(key, value, source, pending);
+  commit(pending, source);
+}
+
+// ---- reporting --------------------------------------------------------------
+
+json ConfigSchema::to_json() const {
+  json out = json::object();
+  for (const auto& e : entries_) {
+    std::string pointer = "/" + e.key;
+    std::replace(pointer.begin(), pointer.end(), '.', '/');
+    out[json::json_pointer(pointer)] = e.get();
+  }
+  return out;
+}
+
+std::string ConfigSchema::markdown_table() const {
+  std::string out = "| key | type | default | description |\n|---|---|---|---|\n";
+  for (const auto& e : entries_) {
+    out += "| `" + e.key + "` | " + escape_cell(e.type) + " | `" + escape_cell(dump(e.default_value)) +
+           "` | " + escape_cell(e.doc) + " |\n";
+  }
+  return out;
+}
+
+std::vector<std::string> ConfigSchema::keys() const {
+  std::vector<std::string> out;
+  for (const auto& e : entries_) out.push_back(e.key);
+  return out;
+}
+
+}  // namespace ropex
