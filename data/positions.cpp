@@ -78,8 +78,8 @@ int64_t cream_continuity_len(const SamplerOptions& o) {
 }
 
 double cream_mu(const SamplerOptions& o) {
-  // Official: `mu, sigma = 9, 3` for every factor. The spec's mu = 1 + f agrees
-  // only at f = 8; -1 selects it (see SamplerOptions::cream_mu).
+  // Official: `mu, sigma = 9, 3` for every factor. The spec's mu = 1 + f (our default, -1)
+  // agrees at f = 8; see SamplerOptions::cream_mu.
   return o.cream_mu == -1.0 ? 1.0 + static_cast<double>(cream_factor(o)) : o.cream_mu;
 }
 
@@ -111,8 +111,9 @@ void validate_pose(const SamplerOptions& o) {
 // that the first id is 0, the last is L-1 and the middle is not empty.
 void validate_cream_room(const SamplerOptions& o) {
   const std::string& m = o.cream_mode;
-  const bool uses_relativity = m == "relativity" || m == "per_block" || (m == "per_sample" && o.cream_continuity_prob < 1);
-  const bool uses_continuity = m == "continuity" || m == "per_block" || (m == "per_sample" && o.cream_continuity_prob > 0);
+  const double p = o.cream_continuity_prob;
+  const bool uses_relativity = m == "relativity" || m == "per_block" || (m == "per_sample" && p < 1);
+  const bool uses_continuity = m == "continuity" || m == "per_block" || (m == "per_sample" && p > 0);
   if (uses_relativity && o.train_len < 3) {
     fail_value("train_len", str(o.train_len),
                "is too small for cream's relativity mode (cream_mode = " + m +
@@ -402,7 +403,9 @@ void add_pair_counts(const std::vector<int64_t>& p, const std::vector<int64_t>& 
 
 std::vector<int64_t> equal_edges(int64_t total) {
   std::vector<int64_t> edges;
-  for (int64_t b = 0; b <= CoverageSummary::kBins; ++b) edges.push_back(equal_bin_edge(b, total, CoverageSummary::kBins));
+  for (int64_t b = 0; b <= CoverageSummary::kBins; ++b) {
+    edges.push_back(equal_bin_edge(b, total, CoverageSummary::kBins));
+  }
   return edges;
 }
 
@@ -605,7 +608,8 @@ PositionPlan cream_build_plan(const CreamLayout& layout, int64_t target_len, int
 std::vector<int64_t> sample_distinct_sorted(Rng& rng, int64_t count, int64_t lo, int64_t hi) {
   const int64_t n = hi - lo + 1;
   if (count < 0 || count > n) {
-    fail("sample_distinct_sorted: cannot draw " + str(count) + " distinct values from [" + str(lo) + ", " + str(hi) + "]");
+    fail("sample_distinct_sorted: cannot draw " + str(count) + " distinct values from [" + str(lo) + ", " + str(hi) +
+         "]");
   }
   // Floyd: for j = n-count .. n-1 draw t in [0, j]; take t, or j if t is taken.
   // Membership is a bitmap for ranges up to 2^26, a hash set beyond.

@@ -51,10 +51,11 @@ struct SamplerOptions {            // all validated by make_sampler
   int64_t cream_block_size = 3000;       // examples per coin in per_block (official map batch size)
   double cream_continuity_prob = 0.5;    // p for per_sample
   double cream_sigma = 3.0;              // in units of half-windows, not scaled with f
-  // Mean of the Gaussian over r = 2s. The official code hard-codes 9 for every f;
-  // the spec writes 1 + f, which is the same number only at f = 8 (the paper's
-  // 4K -> 32K). Default: the official 9. -1 selects 1 + f (the centre of [2, 2f]).
-  double cream_mu = 9.0;
+  // Mean of the Gaussian over r = 2s. -1 (default) = 1 + f, the centre of the table's range
+  // [2, 2f], as ../shared/spec/position_methods.md writes it. The official code hard-codes 9,
+  // which is the same number at the paper's f = 8 (4K -> 32K) but at other f piles the mass
+  // onto one end of the range; set cream_mu = 9 to reproduce it literally.
+  double cream_mu = -1.0;
   int64_t cream_continuity_len = -1;  // head/tail length k in continuity mode; -1 = official 4*f
   int64_t cream_table_points = 1000;  // points of the tabulated CDF on [2, 2f]
   std::string short_docs = "skip";    // doc_len < min_doc_len in sample_or_skip(): skip (counted) | error

@@ -1,3 +1,65 @@
-#include <torch/torch.h>
+// ropex: extend the context window of Llama models. This file only dispatches to subcommands
+// (trainer/commands.h) and turns exceptions into readable messages and exit codes.
+#include "trainer/cli.h"
+#include "trainer/commands.h"
+#include "trainer/log.h"
+
+#include <c10/util/Exception.h>
+
+#include <cstdio>
+#include <exception>
+#include <functional>
 #include <iostream>
-int main() { std::cout << torch::ones({2}).sum().item<float>() << " cuda=" << torch::cuda::is_available() << "\n"; }
+#include <map>
+
+namespace {
+struct Command {
+  std::function<int(const ropex::Args&)> run;
+  const char* summary;
+};
+
+const std::map<std::string, Command>& commands() {
+  static const std::map<std::string, Command> table = {
+      {"score", {ropex::cmd_score, "mean next-token NLL and perplexity of a text under a model"}},
+      {"inspect", {ropex::cmd_inspect, "show a model (inspect model), its rope frequencies (inspect rope) "
+                                       "or a position sampler's plans (inspect positions)"}},
+  };
+  return table;
+}
+
+void print_usage(std::ostream& os) {
+  os << "usage: ropex COMMAND [options]   (ropex COMMAND --help for a command's options)\n\ncommands:\n";
+  for (const auto& [name, c] : commands()) os << "  " << name << std::string(10 - name.size(), ' ') << c.summary << "\n";
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
+    print_usage(argc < 2 ? std::cerr : std::cout);
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string name = argv[1];
+  auto it = commands().find(name);
+  if (it == commands().end()) {
+    std::vector<std::string> names;
+    for (const auto& [n, _] : commands()) names.push_back(n);
+    std::cerr << "ropex: unknown command '" << name << "' (did you mean '" << ropex::nearest(name, names) << "'?)\n";
+    print_usage(std::cerr);
+    return 2;
+  }
+  try {
+    return it->second.run(ropex::Args(argv + 2, argv + argc));
+  } catch (const ropex::HelpRequested& h) {
+    std::cout << h.text;
+    return 0;
+  } catch (const ropex::UsageError& e) {
+    std::cerr << "ropex " << e.what() << "\n(see: ropex " << name << " --help)\n";
+    return 2;
+  } catch (const c10::Error& e) {  // TORCH_CHECK failures: the message without the C++ backtrace
+    ropex::log::error(e.what_without_backtrace());
+    return 1;
+  } catch (const std::exception& e) {
+    ropex::log::error(e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,136 @@
+// The ropex binary as a user runs it: `score` against transformers on the same text and model,
+// `inspect model`, --help everywhere, and bad command lines / missing files giving clear errors
+// and the documented exit codes (0 ok, 1 bad input, 2 bad command line).
+#include "data/tokenizer.h"
+#include "models/hf_checkpoint.h"
+#include "tests/test_util.h"
+
+#include <filesystem>
+#include <fstream>
+
+namespace ropex::test {
+namespace {
+namespace fs = std::filesystem;
+
+const char* kText =
+    "The quick brown fox jumps over the lazy dog. Numbers like 12345 and 3.14159 appear too.\n"
+    "Il était une fois, dans un château très ancien, une bibliothèque pleine de livres.\n"
+    "Context windows grow when positions are interpolated; the middle of a long text matters.\n";
+
+// A model directory with a trained tokenizer and random weights sized to its vocabulary.
+struct ScoredModel {
+  TempDir dir{"cli-model"};
+  fs::path text;
+  ScoredModel() {
+    text = dir.path / "text.txt";
+    {
+      std::ofstream corpus(dir.path / "corpus.txt");
+      for (int i = 0; i < 60; ++i) corpus << kText << "Line " << i << " of the corpus, with words " << i * 7 << ".\n";
+      std::ofstream t(text);
+      t << kText << kText;
+    }
+    TokenizerTrainOptions to;
+    to.vocab_size = 300;
+    std::string model_path = Tokenizer::train({(dir.path / "corpus.txt").string()}, (dir.path / "tok").string(), to);
+    LlamaConfig c;
+    c.vocab_size = 300;
+    c.hidden_size = 48;
+    c.intermediate_size = 96;
+    c.num_hidden_layers = 2;
+    c.num_attention_heads = 6;
+    c.num_key_value_heads = 2;
+    c.max_position_embeddings = 128;
+    LlamaForCausalLM m(c);
+    m->init_weights(3);
+    SaveOptions so;
+    so.tokenizer_model = model_path;
+    save_pretrained(m, (dir.path / "model").string(), so);
+  }
+  std::string model() const { return (dir.path / "model").string(); }
+};
+
+std::string ropex(const std::string& args, int* rc) {
+  std::string out;
+  *rc = run_command("'" + ropex_binary() + "' " + args, &out);
+  return out;
+}
+
+TEST(CliScore, MatchesTransformersOnTheSameText) {
+  const std::string py = python_or_skip();
+  if (py.empty()) return;
+  ScoredModel m;
+  for (int max_tokens : {2, 40, 100000}) {
+    int rc = 0;
+    std::string out = ropex("score --model " + m.model() + " --text " + m.text.string() + " --max-tokens " +
+                            std::to_string(max_tokens) + " --json", &rc);
+    ASSERT_EQ(rc, 0) << out;
+    nlohmann::json ours = nlohmann::json::parse(out.substr(out.find('{')));
+    std::string ref_out;
+    ASSERT_EQ(run_python(py, "hf_check.py", {"score", m.model(), m.text.string(), std::to_string(max_tokens)}, &ref_out), 0) << ref_out;
+    nlohmann::json ref = nlohmann::json::parse(ref_out.substr(ref_out.rfind('{')));
+    EXPECT_EQ(ours["tokens"], ref["tokens"]) << "tokenisation differs";
+    EXPECT_NEAR(ours["nll"].get<double>(), ref["nll"].get<double>(), 1e-5 * ref["nll"].get<double>());
+    EXPECT_NEAR(ours["ppl"].get<double>(), std::exp(ours["nll"].get<double>()), 1e-9 * ours["ppl"].get<double>());
+  }
+}
+
+TEST(CliScore, ReferenceAttentionAgreesWithSdpa) {
+  ScoredModel m;
+  int rc1 = 0, rc2 = 0;
+  auto a = nlohmann::json::parse(ropex("score --json --attention sdpa --model " + m.model() + " --text " + m.text.string(), &rc1));
+  auto b = nlohmann::json::parse(ropex("score --json --attention reference --model " + m.model() + " --text " + m.text.string(), &rc2));
+  ASSERT_EQ(rc1, 0);
+  ASSERT_EQ(rc2, 0);
+  EXPECT_NEAR(a["nll"].get<double>(), b["nll"].get<double>(), 1e-5);
+}
+
+TEST(CliScore, BadInputGivesClearErrors) {
+  ScoredModel m;
+  int rc = 0;
+  std::string out = ropex("score --model " + m.model() + " --text " + m.text.string() + " --bogus 3", &rc);
+  EXPECT_EQ(rc, 2);
+  EXPECT_NE(out.find("unknown option '--bogus'"), std::string::npos) << out;
+  out = ropex("score --model " + m.model() + " --text /nonexistent/file.txt", &rc);
+  EXPECT_EQ(rc, 1);
+  EXPECT_NE(out.find("/nonexistent/file.txt"), std::string::npos) << out;
+  fs::remove(fs::path(m.model()) / "tokenizer.model");
+  out = ropex("score --model " + m.model() + " --text " + m.text.string(), &rc);
+  EXPECT_EQ(rc, 1);
+  EXPECT_NE(out.find("tokenizer.model"), std::string::npos) << out;
+  out = ropex("score --model " + m.model() + " --text " + m.text.string() + " --device tpu", &rc);
+  EXPECT_NE(rc, 0);
+  out = ropex("scroe", &rc);
+  EXPECT_EQ(rc, 2);
+  EXPECT_NE(out.find("did you mean 'score'"), std::string::npos) << out;
+  out = ropex("score --model " + m.model(), &rc);
+  EXPECT_EQ(rc, 2);
+  EXPECT_NE(out.find("--text"), std::string::npos) << out;
+}
+
+TEST(CliInspect, ModelSummaryCountsEveryParameter) {
+  ScoredModel m;
+  int rc = 0;
+  std::string out = ropex("inspect model --json --model " + m.model(), &rc);
+  ASSERT_EQ(rc, 0) << out;
+  nlohmann::json j = nlohmann::json::parse(out);
+  LlamaForCausalLM model = load_pretrained(m.model());
+  int64_t n = 0;
+  for (const auto& p : model->parameters()) n += p.numel();
+  EXPECT_EQ(j["parameters"].get<int64_t>(), n);
+  out = ropex("inspect model --model " + m.model(), &rc);
+  EXPECT_EQ(rc, 0);
+  EXPECT_NE(out.find("GQA"), std::string::npos) << out;
+}
+
+TEST(CliHelp, EveryCommandHasHelp) {
+  for (const std::string cmd : {"--help", "score --help", "inspect --help", "inspect model --help", "inspect rope --help",
+                                "inspect positions --help"}) {
+    int rc = 0;
+    std::string out = ropex(cmd, &rc);
+    EXPECT_EQ(rc, 0) << cmd << ": " << out;
+    EXPECT_NE(out.find("usage"), std::string::npos) << cmd << ": " << out;
+  }
+}
+
+}  // namespace
+}  // namespace ropex::test

@@ -1,0 +1,44 @@
+// Shared helpers for ropex's tests: temp dirs, running the venv's Python reference scripts,
+// locating the transformers reference data, relative errors, and asserting error messages.
+#pragma once
+#include <gtest/gtest.h>
+#include <ATen/ATen.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace ropex::test {
+
+// A fresh directory under $ROPEX_TEST_TMP (or the system temp dir), removed on destruction.
+struct TempDir {
+  explicit TempDir(const std::string& tag);
+  ~TempDir();
+  std::filesystem::path path;
+  std::string str() const { return path.string(); }
+};
+
+// The Python with transformers (from $ROPEX_PYTHON). Fails the test if unset and
+// $ROPEX_REQUIRE_PYTHON=1 (ctest sets both), skips otherwise. Returns "" after a skip/fail.
+std::string python_or_skip();
+
+// Runs `python script args...` from tests/; returns its exit code; stdout in *out if given.
+int run_python(const std::string& python, const std::string& script, const std::vector<std::string>& args,
+               std::string* out = nullptr);
+// Runs a shell command, capturing stdout+stderr.
+int run_command(const std::string& cmd, std::string* out);
+
+// Directory of make_reference.py's output ($ROPEX_REF_DIR, or generated once under ROPEX_TEST_TMP).
+std::string reference_dir(const std::string& python);
+
+// max|a - b| / max|b| in float64.
+double rel_err(const at::Tensor& a, const at::Tensor& b);
+
+// Expects fn() to throw std::exception whose what() contains every one of `needles`.
+void expect_error(const std::function<void()>& fn, const std::vector<std::string>& needles);
+
+std::string source_dir();
+std::string ropex_binary();
+}  // namespace ropex::test

@@ -1,0 +1,84 @@
+// ropex score: mean next-token NLL and perplexity of a text's first N tokens under a model, in one
+// window with BOS prepended (no striding: see `ropex eval` for sliding-window perplexity).
+#include "data/tokenizer.h"
+#include "models/hf_checkpoint.h"
+#include "trainer/cli.h"
+#include "trainer/commands.h"
+#include "trainer/device.h"
+#include "trainer/log.h"
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+namespace ropex {
+namespace {
+std::string read_text(const std::string& path) {
+  if (!std::filesystem::is_regular_file(path)) throw std::runtime_error(path + ": text file not found");
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream os;
+  os << in.rdbuf();
+  if (!in && !in.eof()) throw std::runtime_error(path + ": cannot read");
+  return os.str();
+}
+}  // namespace
+
+int cmd_score(const Args& argv) {
+  ArgParser args("score", "Scores the first N tokens of a text (BOS prepended, one window): mean next-token\n"
+                          "negative log-likelihood (nats) and perplexity.");
+  args.option("model", "DIR", "Hugging Face Llama directory (config.json, safetensors, tokenizer.model)")
+      .option("text", "FILE", "UTF-8 text file to score")
+      .option("tokenizer", "FILE", "SentencePiece model (default: DIR/tokenizer.model)")
+      .option("max-tokens", "N", "score at most N tokens, BOS included (default: all)")
+      .option("device", "cpu|cuda", "where to run", "cpu")
+      .option("dtype", "float32|bfloat16|float16", "compute dtype", "float32")
+      .option("attention", "sdpa|reference", "attention implementation", "sdpa")
+      .flag("json", "print one JSON object: tokens, predicted, nll, ppl, ...");
+  args.parse(argv);
+  const std::string model_dir = args.get("model");
+  const std::string tok_path = args.has("tokenizer") ? args.get("tokenizer") : (std::filesystem::path(model_dir) / "tokenizer.model").string();
+  if (!std::filesystem::is_regular_file(tok_path))
+    throw std::runtime_error(tok_path + ": tokenizer model not found (pass --tokenizer FILE)");
+  Tokenizer tok = Tokenizer::load(tok_path);
+  std::vector<int32_t> ids = tok.encode(read_text(args.get("text")), /*add_bos=*/true, /*add_eos=*/false);
+  if (args.has("max-tokens")) {
+    const int64_t n = args.get_int("max-tokens");
+    if (n < 2) throw UsageError("score: --max-tokens must be at least 2, got " + std::to_string(n));
+    if (static_cast<int64_t>(ids.size()) > n) ids.resize(n);
+  }
+  if (ids.size() < 2) throw std::runtime_error(args.get("text") + ": fewer than one token after BOS; nothing to score");
+
+  LoadOptions lo;
+  lo.device = parse_device(args.get("device"));
+  lo.dtype = parse_dtype_name(args.get("dtype"));
+  LlamaForCausalLM model = load_pretrained(model_dir, lo);
+  if (tok.vocab_size() > model->config().vocab_size)
+    throw std::runtime_error(tok_path + ": tokenizer has " + std::to_string(tok.vocab_size()) +
+                             " pieces but the model's vocab_size is " + std::to_string(model->config().vocab_size));
+  const int64_t T = static_cast<int64_t>(ids.size());
+  if (T > model->config().max_position_embeddings)
+    log::warn("scoring " + std::to_string(T) + " tokens, past the model's max_position_embeddings (" +
+              std::to_string(model->config().max_position_embeddings) + ")");
+
+  torch::NoGradGuard no_grad;
+  at::Tensor input = at::tensor(std::vector<int64_t>(ids.begin(), ids.end()), at::kLong).unsqueeze(0).to(lo.device);
+  at::Tensor pos = at::arange(T, at::TensorOptions().dtype(at::kLong).device(lo.device)).unsqueeze(0);
+  ForwardOptions fo;
+  fo.attention = parse_attention_backend(args.get("attention"));
+  at::Tensor logits = model->forward(input, pos, fo);
+  LossResult loss = causal_lm_loss(logits, input);
+  const double nll = loss.mean.item<double>();
+  nlohmann::json out = {{"model", model_dir}, {"tokens", T}, {"predicted", loss.count}, {"nll", nll},
+                        {"ppl", std::exp(nll)}, {"dtype", dtype_name(lo.dtype)}, {"device", lo.device.str()},
+                        {"attention", args.get("attention")}};
+  if (args.flag_set("json")) {
+    std::cout << out.dump() << std::endl;
+  } else {
+    std::cout << "tokens     " << T << " (" << loss.count << " predicted)\n"
+              << "nll        " << nll << " nats/token\n"
+              << "perplexity " << std::exp(nll) << "\n";
+  }
+  return 0;
+}
+}  // namespace ropex

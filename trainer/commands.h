@@ -1,0 +1,12 @@
+// The ropex subcommands, one function each; trainer/main.cpp dispatches to them.
+// Each takes the arguments after its name and returns the process exit code; bad input throws
+// (UsageError for the command line, std::exception with file/key context for everything else).
+#pragma once
+#include <string>
+#include <vector>
+
+namespace ropex {
+using Args = std::vector<std::string>;
+int cmd_score(const Args& args);
+int cmd_inspect(const Args& args);  // inspect model | rope | positions
+}  // namespace ropex
