@@ -45,7 +45,7 @@ def fragment(head_dim, theta, max_pos, rope):
 
 def from_transformers(head_dim, theta, max_pos, rope, seq_len=None):
     cfg = hf_config(head_dim, theta, max_pos, rope)
-    rtype = (rope or {}).get("rope_type", "default")
+    rtype = (rope or {}).get("rope_type") or (rope or {}).get("type") or "default"
     if rtype == "default":
         inv, att = LlamaRotaryEmbedding.compute_default_rope_parameters(cfg)
     else:

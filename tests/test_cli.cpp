@@ -30,10 +30,10 @@ struct ScoredModel {
       t << kText << kText;
     }
     TokenizerTrainOptions to;
-    to.vocab_size = 300;
+    to.vocab_size = 400;
     std::string model_path = Tokenizer::train({(dir.path / "corpus.txt").string()}, (dir.path / "tok").string(), to);
     LlamaConfig c;
-    c.vocab_size = 300;
+    c.vocab_size = 400;
     c.hidden_size = 48;
     c.intermediate_size = 96;
     c.num_hidden_layers = 2;
@@ -48,6 +48,12 @@ struct ScoredModel {
   }
   std::string model() const { return (dir.path / "model").string(); }
 };
+
+// The last line of a command's output that is a JSON object (logs may precede it).
+nlohmann::json last_json(const std::string& out) {
+  size_t pos = out.rfind("\n{");
+  return nlohmann::json::parse(pos == std::string::npos ? out.substr(out.find('{')) : out.substr(pos + 1));
+}
 
 std::string ropex(const std::string& args, int* rc) {
   std::string out;
@@ -64,10 +70,10 @@ TEST(CliScore, MatchesTransformersOnTheSameText) {
     std::string out = ropex("score --model " + m.model() + " --text " + m.text.string() + " --max-tokens " +
                             std::to_string(max_tokens) + " --json", &rc);
     ASSERT_EQ(rc, 0) << out;
-    nlohmann::json ours = nlohmann::json::parse(out.substr(out.find('{')));
+    nlohmann::json ours = last_json(out);
     std::string ref_out;
     ASSERT_EQ(run_python(py, "hf_check.py", {"score", m.model(), m.text.string(), std::to_string(max_tokens)}, &ref_out), 0) << ref_out;
-    nlohmann::json ref = nlohmann::json::parse(ref_out.substr(ref_out.rfind('{')));
+    nlohmann::json ref = last_json(ref_out);
     EXPECT_EQ(ours["tokens"], ref["tokens"]) << "tokenisation differs";
     EXPECT_NEAR(ours["nll"].get<double>(), ref["nll"].get<double>(), 1e-5 * ref["nll"].get<double>());
     EXPECT_NEAR(ours["ppl"].get<double>(), std::exp(ours["nll"].get<double>()), 1e-9 * ours["ppl"].get<double>());
@@ -77,8 +83,8 @@ TEST(CliScore, MatchesTransformersOnTheSameText) {
 TEST(CliScore, ReferenceAttentionAgreesWithSdpa) {
   ScoredModel m;
   int rc1 = 0, rc2 = 0;
-  auto a = nlohmann::json::parse(ropex("score --json --attention sdpa --model " + m.model() + " --text " + m.text.string(), &rc1));
-  auto b = nlohmann::json::parse(ropex("score --json --attention reference --model " + m.model() + " --text " + m.text.string(), &rc2));
+  auto a = last_json(ropex("score --json --attention sdpa --model " + m.model() + " --text " + m.text.string(), &rc1));
+  auto b = last_json(ropex("score --json --attention reference --model " + m.model() + " --text " + m.text.string(), &rc2));
   ASSERT_EQ(rc1, 0);
   ASSERT_EQ(rc2, 0);
   EXPECT_NEAR(a["nll"].get<double>(), b["nll"].get<double>(), 1e-5);
@@ -112,7 +118,7 @@ TEST(CliInspect, ModelSummaryCountsEveryParameter) {
   int rc = 0;
   std::string out = ropex("inspect model --json --model " + m.model(), &rc);
   ASSERT_EQ(rc, 0) << out;
-  nlohmann::json j = nlohmann::json::parse(out);
+  nlohmann::json j = last_json(out);
   LlamaForCausalLM model = load_pretrained(m.model());
   int64_t n = 0;
   for (const auto& p : model->parameters()) n += p.numel();

@@ -37,17 +37,18 @@ int cmd_score(const Args& argv) {
       .flag("json", "print one JSON object: tokens, predicted, nll, ppl, ...");
   args.parse(argv);
   const std::string model_dir = args.get("model");
+  const std::string text_path = args.get("text");
   const std::string tok_path = args.has("tokenizer") ? args.get("tokenizer") : (std::filesystem::path(model_dir) / "tokenizer.model").string();
   if (!std::filesystem::is_regular_file(tok_path))
     throw std::runtime_error(tok_path + ": tokenizer model not found (pass --tokenizer FILE)");
   Tokenizer tok = Tokenizer::load(tok_path);
-  std::vector<int32_t> ids = tok.encode(read_text(args.get("text")), /*add_bos=*/true, /*add_eos=*/false);
+  std::vector<int32_t> ids = tok.encode(read_text(text_path), /*add_bos=*/true, /*add_eos=*/false);
   if (args.has("max-tokens")) {
     const int64_t n = args.get_int("max-tokens");
     if (n < 2) throw UsageError("score: --max-tokens must be at least 2, got " + std::to_string(n));
     if (static_cast<int64_t>(ids.size()) > n) ids.resize(n);
   }
-  if (ids.size() < 2) throw std::runtime_error(args.get("text") + ": fewer than one token after BOS; nothing to score");
+  if (ids.size() < 2) throw std::runtime_error(text_path + ": fewer than one token after BOS; nothing to score");
 
   LoadOptions lo;
   lo.device = parse_device(args.get("device"));

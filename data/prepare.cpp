@@ -1,0 +1,548 @@
+// Prepare implementation: input checks, .jsonl/.txt readers with FILE:LINE error reports,
+// order-preserving multi-threaded tokenization in batches, progress, statistics, and the
+// TokenStoreWriter calls. See prepare.h for what it does and does not do.
+//
+// Flow: the calling thread reads records into a batch (~1 MiB of text); the batch is tokenized
+// by N threads that each take the next unclaimed document and write its ids into that document's
+// own slot; the calling thread then appends the slots to the store in order. Reading and
+// tokenizing do not overlap (tokenizing dominates).
+#include "data/prepare.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <cctype>
+#include <chrono>
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iomanip>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "data/token_store.h"
+#include "data/tokenizer.h"
+#include "trainer/log.h"
+
+namespace ropex {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+constexpr size_t kMaxReportedErrors = 10;
+constexpr size_t kBatchBytes = size_t{1} << 20;
+constexpr size_t kBatchDocs = 1024;
+
+std::string in_quotes(const std::string& s) { return "'" + s + "'"; }
+
+// ---- inputs ----
+
+enum class InputKind { jsonl, txt };
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+InputKind input_kind(const std::string& path) {
+  const std::string ext = lower(fs::path(path).extension().string());
+  if (ext == ".jsonl") return InputKind::jsonl;
+  if (ext == ".txt") return InputKind::txt;
+  const std::vector<std::string> compressed = {".gz", ".zst", ".bz2", ".xz", ".zip", ".lz4"};
+  if (std::find(compressed.begin(), compressed.end(), ext) != compressed.end()) {
+    throw std::runtime_error("input " + in_quotes(path) + " is compressed, which prepare does not read; decompress it " +
+                             "first (e.g. gunzip -k / zstd -d). Accepted: .jsonl, .txt");
+  }
+  throw std::runtime_error("input " + in_quotes(path) + ": unsupported extension " + in_quotes(ext) +
+                           "; accepted: .jsonl (one JSON object per line) and .txt (plain UTF-8 text)");
+}
+
+// All inputs are checked before any work, so a typo in the 10th file fails in a second.
+uint64_t check_inputs(const std::vector<std::string>& inputs) {
+  if (inputs.empty()) throw std::runtime_error("prepare: no input files given");
+  uint64_t total = 0;
+  for (const auto& path : inputs) {
+    input_kind(path);
+    std::error_code ec;
+    if (!fs::is_regular_file(path, ec)) throw std::runtime_error("input " + in_quotes(path) + " does not exist or is not a file");
+    total += fs::file_size(path, ec);
+  }
+  return total;
+}
+
+// Offset of the first byte that is not part of valid UTF-8 (no overlongs, surrogates or code
+// points above U+10FFFF), or npos.
+size_t first_invalid_utf8(std::string_view s) {
+  static constexpr uint32_t kMinCodePoint[] = {0, 0x80, 0x800, 0x10000};
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    int extra = 0;
+    uint32_t cp = c;
+    if (c >= 0x80) {
+      if ((c & 0xE0) == 0xC0) extra = 1, cp = c & 0x1F;
+      else if ((c & 0xF0) == 0xE0) extra = 2, cp = c & 0x0F;
+      else if ((c & 0xF8) == 0xF0) extra = 3, cp = c & 0x07;
+      else return i;
+    }
+    for (int k = 1; k <= extra; ++k) {
+      if (i + k >= s.size() || (static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return i;
+      cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+    }
+    if (cp < kMinCodePoint[extra] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;
+    i += static_cast<size_t>(extra) + 1;
+  }
+  return std::string_view::npos;
+}
+
+// ---- malformed records ----
+
+// A malformed record found by a parser; the reader adds the file and line.
+struct Malformed {
+  std::string what;
+};
+
+class ErrorSink {
+ public:
+  explicit ErrorSink(OnError mode) : mode_(mode) {}
+  void report(const std::string& file, int64_t line, const std::string& what) {
+    const std::string msg = file + ":" + std::to_string(line) + ": " + what;
+    if (mode_ == OnError::fail) throw std::runtime_error(msg + " (pass --on-error skip to skip malformed records)");
+    if (examples_.size() < kMaxReportedErrors) {
+      log::warn("skipping " + msg + (examples_.size() + 1 == kMaxReportedErrors ? " (further ones not shown)" : ""));
+      examples_.push_back(msg);
+    }
+    ++count_;
+  }
+  int64_t count() const { return count_; }
+  const std::vector<std::string>& examples() const { return examples_; }
+
+ private:
+  OnError mode_;
+  int64_t count_ = 0;
+  std::vector<std::string> examples_;
+};
+
+// ---- readers: call ctx.emit(text) per document, in file order ----
+
+struct ReadContext {
+  ErrorSink& errors;
+  std::function<void(std::string&&)> emit;
+  uint64_t bytes_read = 0;
+};
+
+std::ifstream open_input(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot open input " + in_quotes(path));
+  return in;
+}
+
+void check_read(const std::ifstream& in, const std::string& path) {
+  if (in.bad()) throw std::runtime_error("error while reading input " + in_quotes(path));
+}
+
+bool is_blank(std::string_view line) { return line.find_first_not_of(" \t\r\f\v") == std::string_view::npos; }
+
+// nlohmann's message without its "[json.exception.parse_error.101] " tag, cut to 200 bytes (it
+// quotes the offending input, which can be a whole line).
+std::string json_error_text(const json::exception& e) {
+  const std::string w = e.what();
+  const size_t cut = w.find("] ");
+  const std::string text = cut == std::string::npos ? w : w.substr(cut + 2);
+  return text.size() <= 200 ? text : text.substr(0, 200) + "...";
+}
+
+std::string keys_of(const json& object) {
+  std::string out;
+  int n = 0;
+  for (const auto& [key, _] : object.items()) {
+    if (n++ == 5) return out + ", ...";
+    out += (out.empty() ? "" : ", ") + key;
+  }
+  return out.empty() ? "none" : out;
+}
+
+std::string text_of_jsonl_line(const std::string& line, const std::string& field) {
+  json record;
+  try {
+    record = json::parse(line);  // also rejects invalid UTF-8 inside strings
+  } catch (const json::exception& e) {
+    throw Malformed{"invalid JSON: " + json_error_text(e)};
+  }
+  if (!record.is_object()) throw Malformed{std::string("expected a JSON object, got ") + record.type_name()};
+  const auto it = record.find(field);
+  if (it == record.end()) throw Malformed{"no \"" + field + "\" field (keys: " + keys_of(record) + ")"};
+  if (!it->is_string()) throw Malformed{"field \"" + field + "\" is " + it->type_name() + ", expected a string"};
+  return it->get<std::string>();
+}
+
+void read_jsonl(const std::string& path, const std::string& field, ReadContext& ctx) {
+  std::ifstream in = open_input(path);
+  std::string line;
+  for (int64_t line_no = 1; std::getline(in, line); ++line_no) {
+    ctx.bytes_read += line.size() + 1;
+    if (is_blank(line)) continue;
+    try {
+      ctx.emit(text_of_jsonl_line(line, field));
+    } catch (const Malformed& m) {
+      ctx.errors.report(path, line_no, m.what);
+    }
+  }
+  check_read(in, path);
+}
+
+// Emits `text` (which starts at line `first_line` of `path`) unless it is not UTF-8.
+void emit_checked_text(std::string&& text, const std::string& path, int64_t first_line, ReadContext& ctx) {
+  const size_t bad = first_invalid_utf8(text);
+  if (bad == std::string_view::npos) return ctx.emit(std::move(text));
+  const int64_t line = first_line + std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(bad), '\n');
+  ctx.errors.report(path, line, "invalid UTF-8 (byte " + std::to_string(static_cast<unsigned char>(text[bad])) + ")");
+}
+
+void read_txt_file(const std::string& path, ReadContext& ctx) {
+  std::ifstream in = open_input(path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  check_read(in, path);
+  std::string s = text.str();
+  ctx.bytes_read += s.size();
+  emit_checked_text(std::move(s), path, 1, ctx);
+}
+
+// Documents are runs of non-blank lines, joined by '\n'; blank lines (whitespace only) separate them.
+void read_txt_paragraphs(const std::string& path, ReadContext& ctx) {
+  std::ifstream in = open_input(path);
+  std::string line, doc;
+  int64_t doc_line = 0;
+  auto flush = [&] {
+    if (!doc.empty()) emit_checked_text(std::exchange(doc, {}), path, doc_line, ctx);
+  };
+  for (int64_t line_no = 1; std::getline(in, line); ++line_no) {
+    ctx.bytes_read += line.size() + 1;
+    if (is_blank(line)) {
+      flush();
+      continue;
+    }
+    if (doc.empty()) doc_line = line_no;
+    else doc += '\n';
+    doc += line;
+  }
+  check_read(in, path);
+  flush();
+}
+
+void read_input(const std::string& path, const PrepareOptions& o, ReadContext& ctx) {
+  if (input_kind(path) == InputKind::jsonl) return read_jsonl(path, o.text_field, ctx);
+  if (o.txt_split == TxtSplit::blank_line) return read_txt_paragraphs(path, ctx);
+  read_txt_file(path, ctx);
+}
+
+// ---- tokenizing ----
+
+// ids[i] = encode(texts[i]); `threads` workers claim documents one at a time.
+std::vector<std::vector<int32_t>> tokenize_batch(const Tokenizer& tok, const std::vector<std::string>& texts,
+                                                 int threads, bool add_bos, bool add_eos) {
+  std::vector<std::vector<int32_t>> ids(texts.size());
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i = next++; i < texts.size(); i = next++) ids[i] = tok.encode(texts[i], add_bos, add_eos);
+  };
+  const size_t n = std::min(static_cast<size_t>(threads), texts.size());
+  if (n <= 1) {
+    work();
+    return ids;
+  }
+  std::vector<std::exception_ptr> errors(n);
+  std::vector<std::thread> pool;
+  for (size_t t = 0; t < n; ++t) {
+    pool.emplace_back([&, t] {
+      try {
+        work();
+      } catch (...) {
+        errors[t] = std::current_exception();
+        next = texts.size();  // the others stop early
+      }
+    });
+  }
+  for (auto& th : pool) th.join();
+  for (const auto& e : errors) {
+    if (e) std::rethrow_exception(e);
+  }
+  return ids;
+}
+
+// Collects documents into batches, tokenizes each batch and appends it to the store in order.
+class Batcher {
+ public:
+  Batcher(const Tokenizer& tok, TokenStoreWriter& writer, const PrepareOptions& o, int threads)
+      : tok_(tok), writer_(writer), opt_(o), threads_(threads) {}
+
+  void add(std::string&& text) {
+    if (text.empty()) {
+      ++empty_;
+      return;
+    }
+    batch_bytes_ += text.size();
+    texts_.push_back(std::move(text));
+    if (batch_bytes_ >= kBatchBytes || texts_.size() >= kBatchDocs) flush();
+  }
+
+  void flush() {
+    for (const auto& ids : tokenize_batch(tok_, texts_, threads_, opt_.add_bos, opt_.add_eos)) {
+      writer_.add_document(ids);
+      lengths_.push_back(static_cast<int64_t>(ids.size()));
+      tokens_ += static_cast<int64_t>(ids.size());
+    }
+    texts_.clear();
+    batch_bytes_ = 0;
+  }
+
+  const std::vector<int64_t>& lengths() const { return lengths_; }
+  int64_t tokens() const { return tokens_; }
+  int64_t empty() const { return empty_; }
+
+ private:
+  const Tokenizer& tok_;
+  TokenStoreWriter& writer_;
+  const PrepareOptions& opt_;
+  int threads_;
+  std::vector<std::string> texts_;
+  size_t batch_bytes_ = 0;
+  std::vector<int64_t> lengths_;
+  int64_t tokens_ = 0, empty_ = 0;
+};
+
+// ---- progress ----
+
+std::string with_commas(int64_t n) {
+  std::string digits = std::to_string(n < 0 ? -n : n), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return (n < 0 ? "-" : "") + out;
+}
+
+std::string fixed(double x, int digits) {
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(digits) << x;
+  return s.str();
+}
+
+std::string mib(double bytes) { return fixed(bytes / (1024.0 * 1024.0), 1) + " MiB"; }
+
+// A bar redrawn at most 5 times a second when stderr is a terminal, else a log line every 30 s.
+class Progress {
+ public:
+  explicit Progress(uint64_t total_bytes)
+      : total_(std::max<uint64_t>(total_bytes, 1)), tty_(isatty(STDERR_FILENO) == 1), start_(Clock::now()), last_(start_) {}
+
+  void update(uint64_t bytes, int64_t docs, int64_t tokens) {
+    const auto now = Clock::now();
+    if (now - last_ < (tty_ ? std::chrono::milliseconds(200) : std::chrono::milliseconds(30000))) return;
+    last_ = now;
+    const double frac = std::min(1.0, static_cast<double>(bytes) / static_cast<double>(total_));
+    const double secs = std::chrono::duration<double>(now - start_).count();
+    const std::string line = fixed(100 * frac, 1) + "% of " + mib(static_cast<double>(total_)) + ", " + with_commas(docs) +
+                             " documents, " + with_commas(tokens) + " tokens, " + mib(static_cast<double>(bytes) / secs) + "/s";
+    if (!tty_) return log::info("prepare: " + line);
+    const int filled = static_cast<int>(frac * 30);
+    std::fprintf(stderr, "\r[%s%s] %s\033[K", std::string(filled, '#').c_str(), std::string(30 - filled, ' ').c_str(),
+                 line.c_str());
+    drawn_ = true;
+  }
+
+  void done() {
+    if (drawn_) std::fputc('\n', stderr);
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  uint64_t total_;
+  bool tty_;
+  Clock::time_point start_, last_;
+  bool drawn_ = false;
+};
+
+// ---- metadata ----
+
+std::string fnv1a64_hex(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  uint64_t h = 0xcbf29ce484222325ULL;
+  std::vector<char> buf(1 << 20);
+  while (in.read(buf.data(), static_cast<std::streamsize>(buf.size())) || in.gcount() > 0) {
+    for (std::streamsize i = 0; i < in.gcount(); ++i) h = (h ^ static_cast<unsigned char>(buf[i])) * 0x100000001b3ULL;
+  }
+  std::ostringstream s;
+  s << std::hex << std::setw(16) << std::setfill('0') << h;
+  return s.str();
+}
+
+json tokenizer_info(const Tokenizer& tok) {
+  return {{"path", fs::absolute(tok.path()).lexically_normal().string()},
+          {"size", fs::file_size(tok.path())},
+          {"fnv1a64", fnv1a64_hex(tok.path())},
+          {"vocab_size", tok.vocab_size()},
+          {"bos_id", tok.bos_id()},
+          {"eos_id", tok.eos_id()}};
+}
+
+json prepare_info(const PrepareOptions& o) {
+  return {{"inputs", o.inputs},
+          {"text_field", o.text_field},
+          {"txt_split", o.txt_split == TxtSplit::file ? "file" : "blank_line"},
+          {"on_error", o.on_error == OnError::skip ? "skip" : "fail"},
+          {"add_bos", o.add_bos},
+          {"add_eos", o.add_eos}};
+}
+
+int resolve_threads(int threads) {
+  if (threads < 0) throw std::runtime_error("prepare: threads must be >= 0 (0 = all cores), got " + std::to_string(threads));
+  if (threads > 0) return threads;
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+void check_windows(const std::vector<int64_t>& windows) {
+  for (const int64_t w : windows) {
+    if (w <= 0) throw std::runtime_error("prepare: window lengths must be positive, got " + std::to_string(w));
+  }
+}
+
+std::string percent(int64_t part, int64_t whole) {
+  return whole == 0 ? "-" : fixed(100.0 * static_cast<double>(part) / static_cast<double>(whole), 1) + "%";
+}
+
+}  // namespace
+
+// ---- public ----
+
+OnError parse_on_error(const std::string& name) {
+  if (name == "skip") return OnError::skip;
+  if (name == "fail") return OnError::fail;
+  throw std::runtime_error("on_error must be \"skip\" or \"fail\", got " + in_quotes(name));
+}
+
+TxtSplit parse_txt_split(const std::string& name) {
+  if (name == "file") return TxtSplit::file;
+  if (name == "blank_line") return TxtSplit::blank_line;
+  throw std::runtime_error("txt_split must be \"file\" or \"blank_line\", got " + in_quotes(name));
+}
+
+const std::vector<int64_t>& default_windows() {
+  static const std::vector<int64_t> windows = {512, 1024, 2048, 4096, 8192, 16384, 32768, 65536};
+  return windows;
+}
+
+PrepareStats summarize_lengths(std::vector<int64_t> lengths, const std::vector<int64_t>& extra_windows) {
+  PrepareStats s;
+  std::sort(lengths.begin(), lengths.end());
+  s.documents = static_cast<int64_t>(lengths.size());
+  for (const int64_t len : lengths) s.tokens += len;
+  std::vector<int64_t> windows = default_windows();
+  windows.insert(windows.end(), extra_windows.begin(), extra_windows.end());
+  for (const int64_t w : windows) {
+    s.docs_at_least[w] = static_cast<int64_t>(lengths.end() - std::lower_bound(lengths.begin(), lengths.end(), w));
+  }
+  if (lengths.empty()) return s;
+  const size_t n = lengths.size();
+  s.min_len = lengths.front();
+  s.max_len = lengths.back();
+  s.mean_len = static_cast<double>(s.tokens) / static_cast<double>(n);
+  s.median_len = n % 2 == 1 ? static_cast<double>(lengths[n / 2]) : (lengths[n / 2 - 1] + lengths[n / 2]) / 2.0;
+  auto bucket_lo = [](int64_t len) { return len == 0 ? int64_t{0} : static_cast<int64_t>(std::bit_floor(static_cast<uint64_t>(len))); };
+  for (int64_t lo = bucket_lo(s.min_len);; lo = lo == 0 ? 1 : 2 * lo) {
+    const int64_t hi = lo == 0 ? 1 : 2 * lo;
+    const auto count = std::lower_bound(lengths.begin(), lengths.end(), hi) - std::lower_bound(lengths.begin(), lengths.end(), lo);
+    s.histogram.emplace_back(lo, static_cast<int64_t>(count));
+    if (hi > s.max_len) break;
+  }
+  return s;
+}
+
+json PrepareStats::to_json() const {
+  json hist = json::array(), windows = json::object();
+  for (const auto& [lo, count] : histogram) hist.push_back({{"lo", lo}, {"hi", lo == 0 ? 1 : 2 * lo}, {"count", count}});
+  for (const auto& [w, count] : docs_at_least) windows[std::to_string(w)] = count;
+  return {{"documents", documents},
+          {"tokens", tokens},
+          {"skipped", skipped},
+          {"empty", empty},
+          {"skipped_examples", skipped_examples},
+          {"length", {{"min", min_len}, {"max", max_len}, {"mean", mean_len}, {"median", median_len}}},
+          {"histogram", hist},
+          {"docs_at_least", windows}};
+}
+
+std::string PrepareStats::table() const {
+  std::ostringstream os;
+  auto row = [&](const std::string& name, const std::string& value) { os << "  " << std::left << std::setw(18) << name << value << "\n"; };
+  row("documents", with_commas(documents));
+  row("tokens", with_commas(tokens));
+  row("skipped records", with_commas(skipped));
+  row("empty documents", with_commas(empty));
+  row("length (tokens)", "min " + with_commas(min_len) + ", mean " + fixed(mean_len, 1) + ", median " +
+                             fixed(median_len, 1) + ", max " + with_commas(max_len));
+  os << "\n  document length histogram\n";
+  for (const auto& [lo, count] : histogram) {
+    const std::string range = "[" + with_commas(lo) + ", " + with_commas(lo == 0 ? 1 : 2 * lo) + ")";
+    os << "  " << std::right << std::setw(22) << range << std::setw(14) << with_commas(count) << std::setw(8)
+       << percent(count, documents) << "\n";
+  }
+  os << "\n  documents at least as long as a window\n";
+  for (const auto& [w, count] : docs_at_least) {
+    os << "  " << std::right << std::setw(22) << with_commas(w) << std::setw(14) << with_commas(count) << std::setw(8)
+       << percent(count, documents) << "\n";
+  }
+  return os.str();
+}
+
+PrepareStats prepare_corpus(const PrepareOptions& o) {
+  const uint64_t total_bytes = check_inputs(o.inputs);
+  check_windows(o.windows);
+  const int threads = resolve_threads(o.threads);
+  if (o.output_dir.empty()) throw std::runtime_error("prepare: no output directory given");
+  if (const int removed = remove_stale_partials(o.output_dir); removed > 0) {
+    log::info(cat("removed ", removed, " partial folder(s) of ", in_quotes(o.output_dir), " left by interrupted runs"));
+  }
+  const Tokenizer tok = Tokenizer::load(o.tokenizer_path);
+  TokenStoreWriter writer(o.output_dir, tok.vocab_size(), {{"tokenizer", tokenizer_info(tok)}, {"prepare", prepare_info(o)}},
+                          o.overwrite);
+  log::info(cat("prepare: ", o.inputs.size(), " input(s), ", mib(static_cast<double>(total_bytes)), ", ", threads,
+                " thread(s) -> ", in_quotes(o.output_dir)));
+
+  ErrorSink errors(o.on_error);
+  Progress progress(total_bytes);
+  Batcher batcher(tok, writer, o, threads);
+  ReadContext ctx{errors, {}};
+  ctx.emit = [&](std::string&& text) {
+    batcher.add(std::move(text));
+    progress.update(ctx.bytes_read, static_cast<int64_t>(batcher.lengths().size()), batcher.tokens());
+  };
+  for (const auto& path : o.inputs) read_input(path, o, ctx);
+  batcher.flush();
+  progress.done();
+
+  PrepareStats stats = summarize_lengths(batcher.lengths(), o.windows);
+  stats.skipped = errors.count();
+  stats.skipped_examples = errors.examples();
+  stats.empty = batcher.empty();
+  if (stats.documents == 0) {
+    throw std::runtime_error(cat("prepare: no documents in the inputs (", stats.skipped, " malformed records skipped, ",
+                                 stats.empty, " empty documents); nothing written to ", in_quotes(o.output_dir)));
+  }
+  if (stats.skipped > 0) log::warn(cat("skipped ", stats.skipped, " malformed record(s)"));
+  writer.set_meta("stats", stats.to_json());
+  writer.add_file("stats.json", stats.to_json().dump(2, ' ', false, json::error_handler_t::replace) + "\n");
+  writer.finish();
+  log::info(cat("wrote ", in_quotes(o.output_dir), ": ", with_commas(stats.documents), " documents, ",
+                with_commas(stats.tokens), " tokens"));
+  return stats;
+}
+
+}  // namespace ropex

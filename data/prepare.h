@@ -1,0 +1,80 @@
+// Prepare: turns text files into a token store (data/token_store.h) for training, the work
+// behind `ropex prepare`.
+//
+// Inputs: .jsonl (one JSON object per line, the text in a configurable string field; blank lines
+// skipped) and .txt (one document per file, or split at blank lines). Anything else, compressed
+// files included, is an error naming the file, found before any work starts. Malformed records
+// (bad JSON, not an object, missing or non-string field, invalid UTF-8) are reported as
+// FILE:LINE and either skipped (counted, the first 10 logged) or fatal. Documents whose text is
+// empty are dropped and counted. Documents keep input order, whatever the thread count: the
+// store is byte-identical for 1 and N threads.
+//
+// Threads share one Tokenizer: SentencePiece's Encode is const and documented thread-safe by its
+// maintainers (google/sentencepiece#207, #657), and ropex::Tokenizer::encode adds no state.
+//
+// meta.json gets "tokenizer": {"path" (absolute), "size" (bytes), "fnv1a64" (hex FNV-1a-64 of the
+// file's bytes: identifies the file, not a cryptographic hash), "vocab_size", "bos_id",
+// "eos_id"}, "prepare": the options that shape the output (inputs, text_field, txt_split,
+// add_bos, add_eos, on_error; never thread count or time, so reruns are byte-identical), and
+// "stats" (also written as stats.json).
+//
+// It does NOT train tokenizers, deduplicate, filter by quality, shuffle or pack documents.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace ropex {
+
+enum class OnError { skip, fail };
+enum class TxtSplit { file, blank_line };
+OnError parse_on_error(const std::string& name);     // "skip" | "fail"; throws naming the value
+TxtSplit parse_txt_split(const std::string& name);   // "file" | "blank_line"; throws naming the value
+
+struct PrepareOptions {
+  std::string tokenizer_path;        // SentencePiece .model
+  std::vector<std::string> inputs;   // .jsonl / .txt files, read in this order
+  std::string output_dir;            // the store directory to create
+  std::string text_field = "text";   // .jsonl: the string field holding the text
+  OnError on_error = OnError::skip;
+  TxtSplit txt_split = TxtSplit::file;
+  int threads = 0;                   // tokenizer threads; 0 = all hardware threads
+  bool add_bos = true;
+  bool add_eos = true;
+  bool overwrite = false;            // replace an existing complete store at output_dir
+  std::vector<int64_t> windows;      // extra window lengths to report (besides 512 ... 65536)
+};
+
+// The default windows reported: 512, 1024, ..., 65536.
+const std::vector<int64_t>& default_windows();
+
+struct PrepareStats {
+  int64_t documents = 0;
+  int64_t tokens = 0;
+  int64_t skipped = 0;  // malformed records skipped (on_error = skip)
+  int64_t empty = 0;    // documents with empty text, dropped
+  std::vector<std::string> skipped_examples;  // the first 10 messages, "FILE:LINE: what"
+  int64_t min_len = 0, max_len = 0;
+  double mean_len = 0, median_len = 0;  // median of an even count: mean of the two middle values
+  // Power-of-two buckets: {lo, count} counts lengths in [lo, 2 lo) (lo = 0 holds length 0);
+  // every bucket from the shortest to the longest document is listed, empty ones included.
+  std::vector<std::pair<int64_t, int64_t>> histogram;
+  std::map<int64_t, int64_t> docs_at_least;  // window -> documents with length >= window
+
+  nlohmann::json to_json() const;
+  std::string table() const;  // human-readable, several lines, ends with '\n'
+};
+
+// Length statistics of `lengths` (document lengths in tokens) for default_windows() plus
+// `extra_windows`; documents/tokens are filled in, skipped/empty left at 0.
+PrepareStats summarize_lengths(std::vector<int64_t> lengths, const std::vector<int64_t>& extra_windows);
+
+// Reads, tokenizes and writes the store; returns its statistics. Logs progress (a bar when stderr
+// is a terminal, else a line every 30 s). Throws std::runtime_error with the file (and line)
+// on bad input; on any error the output directory is left untouched.
+PrepareStats prepare_corpus(const PrepareOptions& options);
+
+}  // namespace ropex

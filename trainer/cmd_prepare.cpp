@@ -1,0 +1,83 @@
+// ropex prepare: tokenizes .jsonl/.txt files into a token store for training (data/prepare.h)
+// and prints the corpus statistics table on stdout. Only the command line lives here.
+// int cmd_prepare(const Args&) is declared in trainer/commands.h.
+#include <charconv>
+#include <iostream>
+#include <sstream>
+
+#include "data/prepare.h"
+#include "trainer/cli.h"
+#include "trainer/commands.h"
+
+namespace ropex {
+namespace {
+
+// "4096,32768" -> {4096, 32768}; every item a positive integer.
+std::vector<int64_t> parse_windows(const std::string& text) {
+  std::vector<int64_t> windows;
+  std::stringstream items(text);
+  for (std::string item; std::getline(items, item, ',');) {
+    int64_t w = 0;
+    const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), w);
+    if (ec != std::errc() || end != item.data() + item.size() || w <= 0) {
+      throw UsageError("prepare: --windows expects positive integers separated by commas, got '" + text + "'");
+    }
+    windows.push_back(w);
+  }
+  return windows;
+}
+
+// Turns a parse_* error on an option's value into a usage error.
+template <class Parse>
+auto parse_choice(Parse parse, const ArgParser& args, const std::string& name) {
+  try {
+    return parse(args.get(name));
+  } catch (const std::runtime_error& e) {
+    throw UsageError("prepare: --" + name + ": " + e.what());
+  }
+}
+
+PrepareOptions options_from(const ArgParser& args) {
+  PrepareOptions o;
+  o.tokenizer_path = args.get("tokenizer");
+  o.inputs = args.get_all("input");
+  if (o.inputs.empty()) throw UsageError("prepare: missing required option '--input'");
+  o.output_dir = args.get("output");
+  o.text_field = args.get("text-field");
+  o.on_error = parse_choice(parse_on_error, args, "on-error");
+  o.txt_split = parse_choice(parse_txt_split, args, "txt-split");
+  o.threads = static_cast<int>(args.get_int("threads"));
+  if (o.threads < 0 || o.threads > 1024) throw UsageError("prepare: --threads must be in [0, 1024]");
+  o.add_bos = !args.flag_set("no-bos");
+  o.add_eos = !args.flag_set("no-eos");
+  o.overwrite = args.flag_set("overwrite");
+  if (args.has("windows")) o.windows = parse_windows(args.get("windows"));
+  return o;
+}
+
+}  // namespace
+
+int cmd_prepare(const std::vector<std::string>& argv) {
+  ArgParser args("prepare",
+                 "Tokenizes .jsonl (one JSON object per line) and .txt files into a token store DIR\n"
+                 "(tokens.bin, index.bin, meta.json, stats.json, COMPLETE) for `ropex train`.\n"
+                 "Written to DIR.partial-<pid> and renamed when complete; an interrupted run leaves\n"
+                 "only that folder, removed by the next prepare.");
+  args.option("tokenizer", "MODEL", "SentencePiece tokenizer.model")
+      .option("input", "FILE", "a .jsonl or .txt file; documents keep the given order", std::nullopt, true)
+      .option("output", "DIR", "token store directory to create")
+      .option("text-field", "NAME", ".jsonl: the string field holding the text", "text")
+      .option("on-error", "skip|fail", "malformed records: skip (count, report the first 10) or stop", "skip")
+      .option("threads", "N", "tokenizer threads; 0 = all cores", "0")
+      .flag("no-bos", "do not prepend BOS to each document")
+      .flag("no-eos", "do not append EOS to each document")
+      .option("txt-split", "file|blank_line", ".txt: one document per file, or split at blank lines", "file")
+      .flag("overwrite", "replace an existing token store at DIR")
+      .option("windows", "N,N,...", "extra window lengths to report (besides 512 ... 65536)");
+  args.parse(argv);
+  const PrepareStats stats = prepare_corpus(options_from(args));
+  std::cout << stats.table() << std::flush;
+  return 0;
+}
+
+}  // namespace ropex
