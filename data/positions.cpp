@@ -45,6 +45,7 @@ void append_range(std::vector<int64_t>& v, int64_t begin, int64_t count) {
 const std::vector<std::string> kSamplerNames = {"contiguous", "randpos", "pose", "cream"};
 const std::vector<std::string> kCreamModes = {"per_block", "per_sample", "continuity", "relativity"};
 const std::vector<std::string> kShortDocs = {"skip", "error"};
+const std::vector<std::string> kResample = {"once", "per_epoch"};
 
 bool is_one_of(const std::string& value, const std::vector<std::string>& allowed) {
   return std::find(allowed.begin(), allowed.end(), value) != allowed.end();
@@ -158,6 +159,7 @@ void validate_cream(const SamplerOptions& o) {
 void validate(const SamplerOptions& o) {
   require_one_of("name", o.name, kSamplerNames);
   require_one_of("short_docs", o.short_docs, kShortDocs);
+  require_one_of("resample", o.resample, kResample);
   if (o.train_len < 1) fail_value("train_len", str(o.train_len), "must be >= 1 (tokens in a training window)");
   if (o.name == "contiguous") validate_contiguous(o);
   if (o.name == "randpos") validate_target_above_train(o);
@@ -316,6 +318,7 @@ const OptionField kOptionFields[] = {
     {.key = "cream_continuity_len", .integer = &SamplerOptions::cream_continuity_len},
     {.key = "cream_table_points", .integer = &SamplerOptions::cream_table_points},
     {.key = "short_docs", .text = &SamplerOptions::short_docs},
+    {.key = "resample", .text = &SamplerOptions::resample},
 };
 
 size_t edit_distance(const std::string& a, const std::string& b) {
@@ -735,4 +738,20 @@ std::string coverage_to_text(const CoverageSummary& s) {
   return out.str();
 }
 
+}  // namespace ropex
+
+namespace ropex {
+namespace {
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+}  // namespace
+
+Rng example_rng(uint64_t seed, uint64_t example, uint64_t epoch, const SamplerOptions& options) {
+  const uint64_t e = options.resample == "per_epoch" ? epoch : 0;
+  return Rng(splitmix64(splitmix64(splitmix64(seed) ^ example) ^ (e * 0xD1B54A32D192ED03ULL)));
+}
 }  // namespace ropex

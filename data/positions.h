@@ -59,7 +59,16 @@ struct SamplerOptions {            // all validated by make_sampler
   int64_t cream_continuity_len = -1;  // head/tail length k in continuity mode; -1 = official 4*f
   int64_t cream_table_points = 1000;  // points of the tabulated CDF on [2, 2f]
   std::string short_docs = "skip";    // doc_len < min_doc_len in sample_or_skip(): skip (counted) | error
+  // When plans are drawn: "once" per example (the official code samples at preprocessing, so an
+  // example keeps its plan every epoch) or "per_epoch" (a fresh plan each time it is seen).
+  // Implemented by example_rng() below, which the loader uses for every plan.
+  std::string resample = "once";
 };
+
+// The RNG for one example's plan, a pure function of (seed, example index, epoch): plans need no
+// saved RNG state and do not depend on which rank draws them. With resample = "once" the epoch is
+// ignored. (splitmix64 mixing of the three numbers seeds the mt19937_64.)
+Rng example_rng(uint64_t seed, uint64_t example, uint64_t epoch, const SamplerOptions& options);
 
 class PositionSampler {
  public:

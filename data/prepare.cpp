@@ -343,12 +343,12 @@ class Progress {
   explicit Progress(uint64_t total_bytes)
       : total_(std::max<uint64_t>(total_bytes, 1)), tty_(isatty(STDERR_FILENO) == 1), start_(Clock::now()), last_(start_) {}
 
-  void update(uint64_t bytes, int64_t docs, int64_t tokens) {
+  void update(uint64_t bytes, int64_t docs, int64_t tokens, bool force = false) {
     const auto now = Clock::now();
-    if (now - last_ < (tty_ ? std::chrono::milliseconds(200) : std::chrono::milliseconds(30000))) return;
+    if (!force && now - last_ < (tty_ ? std::chrono::milliseconds(200) : std::chrono::milliseconds(30000))) return;
     last_ = now;
     const double frac = std::min(1.0, static_cast<double>(bytes) / static_cast<double>(total_));
-    const double secs = std::chrono::duration<double>(now - start_).count();
+    const double secs = std::max(1e-3, std::chrono::duration<double>(now - start_).count());
     const std::string line = fixed(100 * frac, 1) + "% of " + mib(static_cast<double>(total_)) + ", " + with_commas(docs) +
                              " documents, " + with_commas(tokens) + " tokens, " + mib(static_cast<double>(bytes) / secs) + "/s";
     if (!tty_) return log::info("prepare: " + line);
@@ -358,8 +358,11 @@ class Progress {
     drawn_ = true;
   }
 
-  void done() {
-    if (drawn_) std::fputc('\n', stderr);
+  // Draws the final state (a bar that was shown ends at 100%) and ends its line.
+  void done(uint64_t bytes, int64_t docs, int64_t tokens) {
+    if (!drawn_) return;
+    update(bytes, docs, tokens, /*force=*/true);
+    std::fputc('\n', stderr);
   }
 
  private:
@@ -526,7 +529,7 @@ PrepareStats prepare_corpus(const PrepareOptions& o) {
   };
   for (const auto& path : o.inputs) read_input(path, o, ctx);
   batcher.flush();
-  progress.done();
+  progress.done(ctx.bytes_read, static_cast<int64_t>(batcher.lengths().size()), batcher.tokens());
 
   PrepareStats stats = summarize_lengths(batcher.lengths(), o.windows);
   stats.skipped = errors.count();

@@ -116,7 +116,7 @@ bool is_complete_store(const std::string& dir) {
   if (!fs::is_regular_file(path_in(dir, kCompleteFile), ec)) return false;
   std::ifstream in(path_in(dir, kMetaFile));
   const json meta = json::parse(in, nullptr, /*allow_exceptions=*/false);
-  return meta.is_object() && meta.value("format", "") == kTokenStoreFormat;
+  return meta.is_object() && meta.contains("format") && meta["format"] == kTokenStoreFormat;
 }
 
 Destination classify(const std::string& dir) {
@@ -306,7 +306,7 @@ int remove_stale_partials(const std::string& dir) {
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(parent_of(d), ec)) {
     const std::string name = entry.path().filename().string();
-    if (name.rfind(prefix, 0) != 0 || !entry.is_directory()) continue;
+    if (name.rfind(prefix, 0) != 0 || !entry.is_directory(ec)) continue;
     const std::string pid_text = name.substr(prefix.size());
     if (pid_text.empty() || !std::all_of(pid_text.begin(), pid_text.end(), ::isdigit)) continue;
     std::string owner_host;

@@ -79,5 +79,24 @@ def score(argv):
     print(json.dumps({"tokens": ids.shape[1], "nll": nll, "ppl": math.exp(nll)}))
 
 
+def rope(argv):
+    """rope DIR ROPE_SCALING_JSON: transformers' inv_freq and attention factor for DIR's config with
+    rope_scaling replaced (the same thing `ropex inspect rope --rope-scaling` prints)."""
+    from transformers import LlamaConfig
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+    from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
+    with open(f"{argv[0]}/config.json") as f:
+        cfg = json.load(f)
+    cfg.pop("rope_parameters", None)
+    cfg["rope_scaling"] = json.loads(argv[1])
+    config = LlamaConfig(**cfg)
+    rtype = config.rope_parameters.get("rope_type", "default")
+    if rtype == "default":
+        inv, att = LlamaRotaryEmbedding.compute_default_rope_parameters(config)
+    else:
+        inv, att = ROPE_INIT_FUNCTIONS[rtype](config, "cpu")
+    print(json.dumps({"inv_freq": inv.float().tolist(), "attention_factor": float(att)}))
+
+
 if __name__ == "__main__":
-    {"export": check_export, "score": score}[sys.argv[1]](sys.argv[2:])
+    {"export": check_export, "score": score, "rope": rope}[sys.argv[1]](sys.argv[2:])

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 namespace ropex::test {
 namespace {
@@ -136,6 +137,73 @@ TEST(CliHelp, EveryCommandHasHelp) {
     EXPECT_EQ(rc, 0) << cmd << ": " << out;
     EXPECT_NE(out.find("usage"), std::string::npos) << cmd << ": " << out;
   }
+}
+
+TEST(CliInspect, RopeMatchesTransformersForReplacedScaling) {
+  const std::string py = python_or_skip();
+  if (py.empty()) return;
+  ScoredModel m;
+  for (const std::string scaling :
+       {R"({"rope_type":"yarn","factor":6.5,"original_max_position_embeddings":128,"beta_fast":20.0})",
+        R"({"type":"linear","factor":3.0})", R"({"type":"dynamic","factor":2.0})",
+        R"({"rope_type":"llama3","factor":4.0,"low_freq_factor":1.0,"high_freq_factor":2.0,"original_max_position_embeddings":100})"}) {
+    int rc = 0;
+    std::string out = ropex("inspect rope --json --model " + m.model() + " --rope-scaling '" + scaling + "'", &rc);
+    ASSERT_EQ(rc, 0) << out;
+    nlohmann::json ours = last_json(out);
+    std::string ref_out;
+    ASSERT_EQ(run_python(py, "hf_check.py", {"rope", m.model(), scaling}, &ref_out), 0) << ref_out;
+    nlohmann::json ref = last_json(ref_out);
+    auto a = ours["inv_freq"].get<std::vector<double>>(), b = ref["inv_freq"].get<std::vector<double>>();
+    ASSERT_EQ(a.size(), b.size()) << scaling;
+    for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-6 * std::abs(b[i])) << scaling << " pair " << i;
+    EXPECT_NEAR(ours["attention_factor"].get<double>(), ref["attention_factor"].get<double>(), 1e-9) << scaling;
+  }
+  int rc = 0;
+  std::string out = ropex("inspect rope --model " + m.model() + " --rope-scaling '{\"rope_type\":\"yarn\",\"factor\":4}'", &rc);
+  EXPECT_EQ(rc, 1);
+  EXPECT_NE(out.find("original_max_position_embeddings"), std::string::npos) << out;
+  out = ropex("inspect rope --model " + m.model() + " --rope-scaling '{\"rope_type\":\"warp\",\"factor\":4}'", &rc);
+  EXPECT_EQ(rc, 1);
+  EXPECT_NE(out.find("unknown rope type 'warp'"), std::string::npos) << out;
+}
+
+TEST(CliInspect, PositionsPrintsPlansAndCoverage) {
+  int rc = 0;
+  std::string out = ropex("inspect positions --sampler cream --train-len 128 --target-len 1024 --samples 200 --print 5 "
+                          "--seed 3 --set cream_mode=per_sample --jsonl", &rc);
+  ASSERT_EQ(rc, 0) << out;
+  std::istringstream lines(out);
+  std::string line;
+  int plans = 0;
+  nlohmann::json last;
+  while (std::getline(lines, line)) {
+    if (line.empty() || line[0] != '{') continue;
+    last = nlohmann::json::parse(line);
+    if (!last.contains("position_id")) continue;
+    ++plans;
+    auto pos = last["position_id"].get<std::vector<int64_t>>();
+    ASSERT_EQ(pos.size(), 128u);
+    EXPECT_EQ(pos.front(), 0);
+    EXPECT_EQ(pos.back(), 1023);
+    EXPECT_TRUE(std::is_sorted(pos.begin(), pos.end()));
+  }
+  EXPECT_EQ(plans, 5);
+  ASSERT_TRUE(last.contains("coverage")) << out;
+  EXPECT_EQ(last["coverage"]["plans"], 200);
+  // Same seed, same output; other seed, other plans.
+  int rc2 = 0;
+  EXPECT_EQ(out, ropex("inspect positions --sampler cream --train-len 128 --target-len 1024 --samples 200 --print 5 "
+                       "--seed 3 --set cream_mode=per_sample --jsonl", &rc2));
+  out = ropex("inspect positions --sampler pose --train-len 64 --target-len 64 --samples 1", &rc);
+  EXPECT_EQ(rc, 1);
+  EXPECT_NE(out.find("target_len"), std::string::npos) << out;
+  out = ropex("inspect positions --sampler cream --train-len 128 --target-len 1024 --set cream_sigma=-1", &rc);
+  EXPECT_EQ(rc, 1);
+  EXPECT_NE(out.find("cream_sigma"), std::string::npos) << out;
+  out = ropex("inspect positions --sampler pose --train-len 64 --target-len 256 --samples 3", &rc);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("plan 0: tok 0-"), std::string::npos) << out;
 }
 
 }  // namespace

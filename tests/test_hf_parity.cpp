@@ -9,7 +9,7 @@
 //     of reductions inside matmul/softmax kernels, which moves results by ~1e-7 relative.
 //   float32 gradients: 1e-4. Backward sums over batch and sequence in a different order, and the
 //     errors compound through the layers; observed values are ~1e-6.
-//   bfloat16 logits vs the float32 reference: 5e-2. bfloat16 keeps 8 bits of mantissa (relative
+//   bfloat16 logits vs the float32 reference: 2e-2 (observed <= 9e-3). bfloat16 keeps 8 bits of mantissa (relative
 //     step 2^-8 = 3.9e-3) and each layer re-rounds activations; this checks "same function", not bits.
 #include "models/hf_checkpoint.h"
 #include "tests/test_util.h"
@@ -98,7 +98,7 @@ TEST_P(HFParity, Bfloat16LogitsFollowTheFloat32Reference) {
     at::Tensor logits = model->forward(ref["input_ids"], ref["position_ids"], fo);
     EXPECT_EQ(logits.scalar_type(), at::kBFloat16);
     const double e = rel_err(logits, ref["logits"]);
-    EXPECT_LE(e, 5e-2) << c.name << " bf16 " << attention_backend_name(backend);
+    EXPECT_LE(e, 2e-2) << c.name << " bf16 " << attention_backend_name(backend);
     std::cout << "[parity-bf16] " << c.name << " " << attention_backend_name(backend) << ": logits " << e << "\n";
   }
 }

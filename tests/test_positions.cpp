@@ -807,5 +807,29 @@ TEST(Coverage, RejectsBadPlans) {
   EXPECT_THROW(accumulate_coverage(s, {{0, 1}, {5, 9}}, 20), std::invalid_argument);   // L changed
 }
 
+// ---------------------------------------------------------------------------
+// When plans are drawn: once per example, or anew each epoch
+
+TEST(ExampleRng, OnceKeepsAPlanAcrossEpochsPerEpochRedraws) {
+  SamplerOptions o;
+  o.name = "cream";
+  o.train_len = 256;
+  o.target_len = 2048;
+  o.cream_mode = "relativity";
+  auto sampler = make_sampler(o);
+  auto plan_of = [&](uint64_t example, uint64_t epoch) {
+    Rng r = example_rng(42, example, epoch, o);
+    return sampler->sample(4096, r).position_id;
+  };
+  EXPECT_EQ(plan_of(7, 0), plan_of(7, 3));   // once: same plan every epoch
+  EXPECT_NE(plan_of(7, 0), plan_of(8, 0));   // different examples differ
+  o.resample = "per_epoch";
+  sampler = make_sampler(o);
+  EXPECT_EQ(plan_of(7, 2), plan_of(7, 2));   // deterministic
+  EXPECT_NE(plan_of(7, 0), plan_of(7, 1));   // but redrawn per epoch
+  o.resample = "sometimes";
+  EXPECT_THROW(make_sampler(o), std::invalid_argument);
+}
+
 }  // namespace
 }  // namespace ropex

@@ -491,6 +491,12 @@ TEST_F(TokenStoreTest, OverwriteRules) {
   EXPECT_ERROR_HAS(prepare_corpus(o), "is not a ropex token store; refusing to replace it");
   EXPECT_EQ(read_file(tmp_ / "notes/keep.txt"), "mine");
 
+  fs::create_directories(tmp_ / "odd");  // a COMPLETE file but a meta.json that is no store's
+  write_file(tmp_ / "odd/COMPLETE", "");
+  write_file(tmp_ / "odd/meta.json", "{\"format\": 5}");
+  o.output_dir = tmp_ / "odd";
+  EXPECT_ERROR_HAS(prepare_corpus(o), "is not a ropex token store");
+
   fs::create_directories(tmp_ / "empty");
   o.output_dir = tmp_ / "empty/";
   prepare_corpus(o);

@@ -8,5 +8,6 @@
 namespace ropex {
 using Args = std::vector<std::string>;
 int cmd_score(const Args& args);
+int cmd_prepare(const Args& args);  // tokenize a corpus into a token store
 int cmd_inspect(const Args& args);  // inspect model | rope | positions
 }  // namespace ropex

@@ -20,6 +20,7 @@ struct Command {
 
 const std::map<std::string, Command>& commands() {
   static const std::map<std::string, Command> table = {
+      {"prepare", {ropex::cmd_prepare, "tokenize .jsonl/.txt files into a token store for training"}},
       {"score", {ropex::cmd_score, "mean next-token NLL and perplexity of a text under a model"}},
       {"inspect", {ropex::cmd_inspect, "show a model (inspect model), its rope frequencies (inspect rope) "
                                        "or a position sampler's plans (inspect positions)"}},
