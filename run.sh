@@ -40,11 +40,16 @@ setup_apt() {
 }
 
 pick_python() {
-  # The venv needs a Python the torch wheel supports (3.10-3.13).
-  for p in "${ROPEX_PYTHON_BOOTSTRAP:-}" python3.12 python3.11 python3 ; do
-    [[ -n "$p" ]] && command -v "$p" >/dev/null && { echo "$p"; return; }
+  # The venv needs a Python the torch wheel supports (3.10-3.13) that actually runs (pyenv shims
+  # exist for versions that are not selected) and has the venv module.
+  for p in "${ROPEX_PYTHON_BOOTSTRAP:-}" python3 python3.12 python3.11 python3.13 python3.10; do
+    [[ -n "$p" ]] || continue
+    if "$p" -c 'import sys, venv; sys.exit(0 if (3, 10) <= sys.version_info[:2] <= (3, 13) else 1)' 2>/dev/null; then
+      echo "$p"
+      return
+    fi
   done
-  die "no python3 found"
+  die "no usable Python 3.10-3.13 with the venv module found (set ROPEX_PYTHON_BOOTSTRAP=/path/to/python3)"
 }
 
 setup_venv() {
