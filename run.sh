@@ -19,7 +19,7 @@ VENV="$ROOT/.venv"
 BUILD="$ROOT/build"
 JOBS="${ROPEX_JOBS:-$(nproc)}"
 APT_PACKAGES=(build-essential cmake ninja-build pkg-config ccache git
-              libsentencepiece-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libgtest-dev
+              libsentencepiece-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libgtest-dev libgloo-dev
               python3-venv)
 
 log() { printf '\033[1m[run.sh]\033[0m %s\n' "$*" >&2; }

@@ -1,6 +1,7 @@
 // Llama blocks and the causal LM. See llama.h.
 #include "models/llama.h"
 
+#include <torch/autograd.h>
 #include <torch/nn/init.h>
 
 #include <stdexcept>
@@ -72,6 +73,36 @@ at::Tensor LlamaDecoderLayerImpl::forward(const at::Tensor& x, const at::Tensor&
   return h + mlp(post_attention_layernorm(h));
 }
 
+namespace {
+// Activation checkpointing of one decoder layer: forward runs without recording the graph (autograd
+// functions run their forward in no-grad mode), backward re-runs the layer with grad enabled and
+// back-propagates through it, which accumulates into the layer's parameters' .grad as usual.
+struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& cos,
+                            const at::Tensor& sin, int64_t layer, int64_t backend) {
+    ctx->saved_data["layer"] = layer;
+    ctx->saved_data["backend"] = backend;
+    ctx->save_for_backward({x, cos, sin});
+    auto* l = reinterpret_cast<LlamaDecoderLayerImpl*>(layer);
+    return l->forward(x, cos, sin, static_cast<AttentionBackend>(backend), nullptr);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_out) {
+    auto saved = ctx->get_saved_variables();
+    auto* l = reinterpret_cast<LlamaDecoderLayerImpl*>(ctx->saved_data["layer"].toInt());
+    const auto backend = static_cast<AttentionBackend>(ctx->saved_data["backend"].toInt());
+    at::Tensor x = saved[0].detach().requires_grad_(true);
+    at::Tensor out;
+    {
+      torch::AutoGradMode enable(true);
+      out = l->forward(x, saved[1], saved[2], backend, nullptr);
+    }
+    torch::autograd::backward({out}, {grad_out[0]});
+    return {x.grad(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+}  // namespace
+
 LlamaModelImpl::LlamaModelImpl(const LlamaConfig& c) {
   embed_tokens = register_module("embed_tokens", nn::Embedding(c.vocab_size, c.hidden_size));
   layers = register_module("layers", nn::ModuleList());
@@ -120,7 +151,11 @@ at::Tensor LlamaForCausalLMImpl::hidden_states(const at::Tensor& input_ids, cons
   auto [cos, sin] = rope_cos_sin(rope_for(all_pos), all_pos, h.scalar_type());  // [B, T_total, D]
   for (size_t i = 0; i < model->layers->size(); ++i) {
     LayerKVCache* layer_cache = cache ? &cache->layers[i] : nullptr;
-    h = model->layers[i]->as<LlamaDecoderLayer>()->forward(h, cos, sin, opts.attention, layer_cache);
+    auto* layer = model->layers[i]->as<LlamaDecoderLayer>();
+    if (opts.activation_checkpointing && !cache && at::GradMode::is_enabled() && h.requires_grad())
+      h = CheckpointedLayer::apply(h, cos, sin, reinterpret_cast<int64_t>(layer), static_cast<int64_t>(opts.attention));
+    else
+      h = layer->forward(h, cos, sin, opts.attention, layer_cache);
   }
   if (cache) cache->layers[0].position_ids = all_pos;
   return model->norm(h);

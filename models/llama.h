@@ -75,6 +75,9 @@ TORCH_MODULE(LlamaModel);
 
 struct ForwardOptions {
   AttentionBackend attention = AttentionBackend::sdpa;
+  // Recompute each decoder layer during backward instead of keeping its activations (training only;
+  // ignored under no-grad and with a KV cache). Gradients are those of the plain path.
+  bool activation_checkpointing = false;
   KVCache* cache = nullptr;  // when set: append this call's keys/values, attend to all cached ones
 };
 

@@ -288,7 +288,7 @@ json config_to_json(const LlamaConfig& c, const ConfigWriteOptions& opts) {
     j["rope_scaling"] = nullptr;
     if (opts.with_rope_parameters) j["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", c.rope_theta}};
   } else {
-    if (!transformers_has_rope_type(c.rope.type))
+    if (!transformers_has_rope_type(c.rope.type) && !opts.allow_ropex_types)
       throw std::invalid_argument("rope type '" + c.rope.type + "' has no transformers equivalent; convert it before export");
     j["rope_scaling"] = rope_scaling_to_json(c.rope, opts.legacy_linear);
     if (opts.with_rope_parameters && !opts.legacy_linear) {

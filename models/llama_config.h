@@ -80,6 +80,7 @@ LlamaConfig load_config(const std::string& path);  // path to config.json (or it
 struct ConfigWriteOptions {
   bool legacy_linear = false;       // rope_scaling exactly {"type","factor"} (4.31-4.42 loaders)
   bool with_rope_parameters = true; // also write transformers 5.x's rope_parameters
+  bool allow_ropex_types = false;   // write ntk / dynamic-yarn as they are (ropex checkpoints only)
 };
 nlohmann::json config_to_json(const LlamaConfig& cfg, const ConfigWriteOptions& opts = {});
 

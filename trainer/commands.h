@@ -10,4 +10,9 @@ using Args = std::vector<std::string>;
 int cmd_score(const Args& args);
 int cmd_prepare(const Args& args);  // tokenize a corpus into a token store
 int cmd_inspect(const Args& args);  // inspect model | rope | positions
+int cmd_train(const Args& args);
+int cmd_export(const Args& args);
+int cmd_config_docs(const Args& args);
+int cmd_train_tokenizer(const Args& args);
+int cmd_new_model(const Args& args);
 }  // namespace ropex

@@ -21,6 +21,11 @@ struct Command {
 const std::map<std::string, Command>& commands() {
   static const std::map<std::string, Command> table = {
       {"prepare", {ropex::cmd_prepare, "tokenize .jsonl/.txt files into a token store for training"}},
+      {"train", {ropex::cmd_train, "fine-tune to a longer context from a JSON run config (resumable, distributed)"}},
+      {"export", {ropex::cmd_export, "write a Hugging Face directory from a training checkpoint"}},
+      {"config-docs", {ropex::cmd_config_docs, "print every run-config key with its default (markdown)"}},
+      {"train-tokenizer", {ropex::cmd_train_tokenizer, "train a SentencePiece tokenizer (Llama conventions)"}},
+      {"new-model", {ropex::cmd_new_model, "write a randomly initialised Llama as an HF directory"}},
       {"score", {ropex::cmd_score, "mean next-token NLL and perplexity of a text under a model"}},
       {"inspect", {ropex::cmd_inspect, "show a model (inspect model), its rope frequencies (inspect rope) "
                                        "or a position sampler's plans (inspect positions)"}},
@@ -30,7 +35,7 @@ const std::map<std::string, Command>& commands() {
 
 void print_usage(std::ostream& os) {
   os << "usage: ropex COMMAND [options]   (ropex COMMAND --help for a command's options)\n\ncommands:\n";
-  for (const auto& [name, c] : commands()) os << "  " << name << std::string(10 - name.size(), ' ') << c.summary << "\n";
+  for (const auto& [name, c] : commands()) os << "  " << name << std::string(name.size() < 16 ? 16 - name.size() : 1, ' ') << c.summary << "\n";
 }
 }  // namespace
 

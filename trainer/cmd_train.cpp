@@ -1,0 +1,56 @@
+// ropex train CONFIG [--set key=value ...] and ropex export --checkpoint DIR --output HFDIR:
+// the training job and the HF export of one of its checkpoints. Launching several ranks is the
+// launcher's job (./run.sh train --nproc N, torchrun --no-python, srun): see README.
+#include "models/llama.h"
+#include "models/safetensors.h"
+#include "trainer/checkpoint.h"
+#include "trainer/cli.h"
+#include "trainer/commands.h"
+#include "trainer/log.h"
+#include "trainer/train.h"
+
+#include <iostream>
+
+namespace ropex {
+
+int cmd_train(const Args& argv) {
+  ArgParser args("train", "Fine-tunes a Hugging Face Llama to a longer context as one JSON config describes\n"
+                          "(every key: configs/README.md). Resumes from the newest complete checkpoint by default.");
+  args.positional("CONFIG", "run configuration (JSON)")
+      .option("set", "KEY=VALUE", "override a config key, e.g. --set optim.lr=1e-5", std::nullopt, /*repeatable=*/true)
+      .flag("print-config", "print the resolved configuration and exit");
+  args.parse(argv);
+  RunConfig cfg = RunConfig::load(args.get("CONFIG"), args.get_all("set"));
+  nlohmann::json resolved = cfg.to_json();
+  if (args.flag_set("print-config")) {
+    std::cout << resolved.dump(2) << std::endl;
+    return 0;
+  }
+  TrainSummary s = train(cfg, resolved);
+  log::info(cat("done: ", s.steps, " steps, last loss ", s.last_loss, ", checkpoint ", s.last_checkpoint,
+                s.export_dir.empty() ? "" : ", export " + s.export_dir));
+  return 0;
+}
+
+int cmd_export(const Args& argv) {
+  ArgParser args("export", "Writes a Hugging Face directory (config.json with the trained rope scaling and target\n"
+                           "max_position_embeddings, sharded safetensors + index, tokenizer.model) from a checkpoint.");
+  args.option("checkpoint", "DIR", "a complete checkpoint (RUN/checkpoints/step_XXXXXXXX)")
+      .option("output", "HFDIR", "directory to write")
+      .option("max-shard-size", "SIZE", "largest safetensors shard, e.g. 5GB, 500MB (0 = one file)", "5GB")
+      .option("dtype", "float32|bfloat16|float16", "dtype of the written weights", "bfloat16");
+  args.parse(argv);
+  export_checkpoint(args.get("checkpoint"), args.get("output"), st::parse_size(args.get("max-shard-size")),
+                    parse_dtype_name(args.get("dtype")));
+  log::info("exported " + args.get("checkpoint") + " -> " + args.get("output"));
+  return 0;
+}
+
+int cmd_config_docs(const Args& argv) {
+  ArgParser args("config-docs", "Prints the markdown table of every run-config key (configs/README.md embeds it).");
+  args.parse(argv);
+  std::cout << run_config_docs();
+  return 0;
+}
+
+}  // namespace ropex

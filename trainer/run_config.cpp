@@ -1,0 +1,122 @@
+// RunConfig keys and checks. See run_config.h.
+#include "trainer/run_config.h"
+
+#include <filesystem>
+
+namespace ropex {
+
+void RunConfig::bind(ConfigSchema& s) {
+  s.add("run.name", &run.name, "run name, used in logs");
+  s.add("run.output_dir", &run.output_dir, "run directory: checkpoints/, metrics.jsonl, resolved config, export/");
+  s.add("run.seed", &run.seed, "seed for data order, position plans and random init", 0);
+  s.add("run.log_level", &run.log_level, "console log level", {"trace", "debug", "info", "warn", "error"});
+
+  s.add("model.path", &model.path, "Hugging Face Llama directory (config.json, safetensors, tokenizer.model)");
+  s.add("model.from_scratch", &model.from_scratch, "random init from model.path's config.json instead of its weights");
+  s.add("model.dtype", &model.dtype, "compute dtype: auto = float32 on CPU, bfloat16 on CUDA (fp32 master weights)",
+        {"auto", "float32", "bfloat16"});
+  s.add("model.device", &model.device, "auto = cuda:LOCAL_RANK when CUDA is available, else cpu", {"auto", "cpu", "cuda"});
+  s.add("model.attention", &model.attention, "attention kernel", {"sdpa", "reference"});
+  s.add("model.activation_checkpointing", &model.activation_checkpointing,
+        "recompute each decoder layer in backward instead of storing its activations");
+
+  s.add("rope.type", &rope.type, "frequency scaling trained with (keep = the model's own)",
+        {"keep", "default", "linear", "ntk", "dynamic", "yarn", "dynamic-yarn", "llama3"});
+  s.add("rope.factor", &rope.factor, "scale factor; 0 = rope.target_len / the model's max_position_embeddings", 0.0);
+  s.add("rope.target_len", &rope.target_len, "target context length L (0 = keep the model's)", 0);
+  s.add("rope.extra", &rope.extra, "other HF rope keys, e.g. {\"beta_fast\": 32, \"attention_factor\": 1.0}");
+
+  s.add("data.store", &data.store, "token store directory written by `ropex prepare`");
+  s.add("data.train_len", &data.train_len, "N, tokens per training sequence (the window)", 2);
+
+  s.add("sampler.name", &sampler.name, "position sampler", {"contiguous", "randpos", "pose", "cream"});
+  s.add("sampler.pose_chunks", &sampler.pose_chunks, "PoSE: number of chunks", 2);
+  s.add("sampler.cream_mode", &sampler.cream_mode, "CREAM: how continuity/relativity is chosen",
+        {"per_block", "per_sample", "continuity", "relativity"});
+  s.add("sampler.cream_block_size", &sampler.cream_block_size, "CREAM per_block: examples per coin (official 3000)", 1);
+  s.add("sampler.cream_continuity_prob", &sampler.cream_continuity_prob, "CREAM per_sample: P(continuity)", 0.0, 1.0);
+  s.add("sampler.cream_sigma", &sampler.cream_sigma, "CREAM: std of the truncated Gaussian, in half-windows", 0.0);
+  s.add("sampler.cream_mu", &sampler.cream_mu, "CREAM: its mean over r = 2s; -1 = 1 + f (official code: 9)");
+  s.add("sampler.cream_continuity_len", &sampler.cream_continuity_len, "CREAM continuity head/tail length; -1 = 4f");
+  s.add("sampler.cream_table_points", &sampler.cream_table_points, "CREAM: points of the tabulated CDF", 2);
+  s.add("sampler.short_docs", &sampler.short_docs, "documents shorter than the sampler needs", {"skip", "error"});
+  s.add("sampler.resample", &sampler.resample, "plans drawn once per example (official) or anew each epoch",
+        {"once", "per_epoch"});
+
+  s.add("optim.lr", &optim.lr, "peak learning rate (AdamW)", 0.0);
+  s.add("optim.beta1", &optim.beta1, "AdamW beta1", 0.0, 1.0);
+  s.add("optim.beta2", &optim.beta2, "AdamW beta2", 0.0, 1.0);
+  s.add("optim.eps", &optim.eps, "AdamW epsilon", 0.0);
+  s.add("optim.weight_decay", &optim.weight_decay, "decoupled weight decay (norm weights and biases excluded)", 0.0);
+  s.add("optim.grad_clip", &optim.grad_clip, "clip the global gradient norm to this (0 = off)", 0.0);
+
+  s.add("schedule.type", &schedule.type, "learning-rate schedule after warmup", {"constant", "linear", "cosine"});
+  s.add("schedule.warmup_steps", &schedule.warmup_steps, "linear warmup steps", 0);
+  s.add("schedule.steps", &schedule.steps, "optimizer steps in the run", 1);
+  s.add("schedule.min_lr_ratio", &schedule.min_lr_ratio, "final lr as a fraction of the peak (linear/cosine)", 0.0, 1.0);
+
+  s.add("batch.micro_batch_size", &batch.micro_batch_size, "sequences per rank per forward", 1);
+  s.add("batch.grad_accum", &batch.grad_accum, "micro-batches per optimizer step (global batch = micro x accum x ranks)", 1);
+
+  s.add("checkpoint.every", &checkpoint.every, "checkpoint interval in steps (0 = only at the end)", 0);
+  s.add("checkpoint.keep_last", &checkpoint.keep_last, "complete checkpoints kept", 1);
+  s.add("checkpoint.resume", &checkpoint.resume, "auto = newest complete checkpoint in the run dir, never, or a path");
+
+  s.add("eval.every", &eval.every, "held-out loss every N steps (0 = never)", 0);
+  s.add("eval.docs", &eval.docs, "held-out documents, taken from the end of the store", 0);
+
+  s.add("export.at_end", &export_.at_end, "write an HF directory when training ends");
+  s.add("export.dir", &export_.dir, "export directory (default: run.output_dir/export)");
+  s.add("export.max_shard_size", &export_.max_shard_size, "safetensors shard size, e.g. 5GB (0 = one file)");
+  s.add("export.dtype", &export_.dtype, "dtype of exported weights", {"float32", "bfloat16", "float16"});
+
+  s.add("distributed.backend", &distributed.backend, "auto = nccl on CUDA, gloo on CPU", {"auto", "gloo", "nccl"});
+  s.add("distributed.timeout_s", &distributed.timeout_s, "collective timeout: a dead rank fails the others after this", 1);
+  s.add("distributed.bucket_mb", &distributed.bucket_mb, "gradient all-reduce bucket size (MB)", 1);
+
+  s.add("logging.every", &logging.every, "console line every N steps", 1);
+  s.add("logging.progress", &logging.progress, "progress bar (auto = when stderr is a terminal)", {"auto", "on", "off"});
+}
+
+RunConfig RunConfig::load(const std::string& path, const std::vector<std::string>& overrides) {
+  RunConfig cfg;
+  ConfigSchema schema;
+  cfg.bind(schema);
+  schema.apply_file(path);
+  for (const auto& o : overrides) schema.apply_override(o);
+  cfg.validate(path);
+  return cfg;
+}
+
+void RunConfig::validate(const std::string& source) const {
+  auto fail = [&](const std::string& key, const std::string& what) {
+    throw ConfigError(source + ": key '" + key + "': " + what);
+  };
+  if (model.path.empty()) fail("model.path", "required: the Hugging Face Llama directory to start from");
+  if (!std::filesystem::is_directory(model.path)) fail("model.path", "'" + model.path + "' is not a directory");
+  if (data.store.empty()) fail("data.store", "required: a token store written by `ropex prepare`");
+  if (run.output_dir.empty()) fail("run.output_dir", "must not be empty");
+  if (schedule.warmup_steps > schedule.steps)
+    fail("schedule.warmup_steps", "must not exceed schedule.steps (" + std::to_string(schedule.steps) + ")");
+  if (rope.type != "keep" && rope.type != "default" && rope.target_len == 0 && rope.factor == 0)
+    fail("rope.target_len", "rope.type '" + rope.type + "' needs rope.target_len (or rope.factor)");
+  if (!rope.extra.is_object()) fail("rope.extra", "must be a JSON object of HF rope keys");
+  if (sampler.name != "contiguous" && rope.target_len > 0 && rope.target_len <= data.train_len)
+    fail("rope.target_len", "sampler '" + sampler.name + "' trains at data.train_len = " + std::to_string(data.train_len) +
+         " and needs rope.target_len above it, got " + std::to_string(rope.target_len));
+}
+
+nlohmann::json RunConfig::to_json() {
+  ConfigSchema schema;
+  bind(schema);
+  return schema.to_json();
+}
+
+std::string run_config_docs() {
+  RunConfig cfg;
+  ConfigSchema schema;
+  cfg.bind(schema);
+  return schema.markdown_table();
+}
+
+}  // namespace ropex
