@@ -3,7 +3,11 @@
 #   ./run.sh setup        install system packages (Debian) and the project venv (.venv)
 #   ./run.sh build        setup + configure + build build/ropex and the tests
 #   ./run.sh test         build + run the whole test suite through ctest
-#   ./run.sh demo         (arrives with the training and evaluation work)
+#   ./run.sh train CONFIG [--nproc N] [--set key=value ...]
+#                         build, then train on N local ranks (default 1) without Python: each rank
+#                         gets RANK/WORLD_SIZE/LOCAL_RANK/MASTER_ADDR/MASTER_PORT; if one fails the
+#                         others are stopped and the exit code is the failing rank's
+#   ./run.sh demo         (arrives with the evaluation work)
 #
 # Environment:
 #   Torch_DIR=/path/to/libtorch/share/cmake/Torch   build against an existing LibTorch instead of
@@ -101,14 +105,48 @@ run_tests() {
   (cd "$BUILD" && ctest --output-on-failure -j "$JOBS" "$@")
 }
 
+train_local() {
+  local config="${1:-}"; shift || true
+  [[ -n "$config" ]] || die "usage: ./run.sh train CONFIG [--nproc N] [--set key=value ...]"
+  local nproc=1 args=()
+  while (($#)); do
+    case "$1" in
+      --nproc) nproc="$2"; shift 2 ;;
+      --nproc=*) nproc="${1#*=}"; shift ;;
+      *) args+=("$1"); shift ;;
+    esac
+  done
+  [[ "$nproc" =~ ^[1-9][0-9]*$ ]] || die "--nproc expects a positive integer, got '$nproc'"
+  build >&2
+  local port="${MASTER_PORT:-$(( 20000 + RANDOM % 20000 ))}" pids=() rc=0
+  for ((r = 0; r < nproc; r++)); do
+    RANK=$r LOCAL_RANK=$r WORLD_SIZE=$nproc LOCAL_WORLD_SIZE=$nproc MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
+      "$BUILD/ropex" train "$config" "${args[@]}" &
+    pids+=($!)
+  done
+  trap 'kill "${pids[@]}" 2>/dev/null' INT TERM
+  # The first rank to fail takes the others down instead of leaving them waiting on a collective.
+  for ((left = nproc; left > 0; left--)); do
+    if ! wait -n "${pids[@]}"; then
+      rc=$?
+      log "a rank exited with status $rc; stopping the others"
+      kill "${pids[@]}" 2>/dev/null || true
+      wait "${pids[@]}" 2>/dev/null || true
+      return "$rc"
+    fi
+  done
+  return 0
+}
+
 cmd="${1:-help}"
 shift || true
 case "$cmd" in
   setup) setup ;;
   build) build ;;
   test) run_tests "$@" ;;
+  train) train_local "$@" ;;
   demo)
     die "the demo arrives with the training and evaluation work (issues 4-5); until then try: ./run.sh build && build/ropex --help" ;;
-  help|-h|--help) sed -n '2,15p' "$0" ;;
-  *) die "unknown command '$cmd' (expected setup, build, test or demo)" ;;
+  help|-h|--help) sed -n '2,19p' "$0" ;;
+  *) die "unknown command '$cmd' (expected setup, build, test, train or demo)" ;;
 esac

@@ -153,7 +153,9 @@ json rope_scaling_to_json(const RopeScaling& r, bool legacy_linear) {
     return json{{"type", r.type}, {"factor", r.factor}};
   }
   json j = {{"type", r.type}, {"rope_type", r.type}, {"factor", r.factor}};
-  if (r.original_max_position_embeddings > 0) j["original_max_position_embeddings"] = r.original_max_position_embeddings;
+  // Only the types that use it: transformers 5.x warns about the key on linear and dynamic.
+  if (r.original_max_position_embeddings > 0 && needs_original_length(r.type))
+    j["original_max_position_embeddings"] = r.original_max_position_embeddings;
   auto put = [&](const char* key, const std::optional<double>& v) { if (v) j[key] = *v; };
   put("attention_factor", r.attention_factor);
   put("beta_fast", r.beta_fast);

@@ -7,7 +7,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -130,6 +132,9 @@ std::string save_checkpoint(Distributed& dist, const std::string& run_dir, Llama
     }
     write_tensors(partial / "model.safetensors", weights);
     write_tensors(partial / "optimizer.safetensors", moments);
+    // Fault injection for the crash-safety test: ROPEX_FAULT_INJECT=kill-in-checkpoint:STEP.
+    if (const char* f = std::getenv("ROPEX_FAULT_INJECT"); f && std::string(f) == "kill-in-checkpoint:" + std::to_string(state.step))
+      std::raise(SIGKILL);
     write_json_file(partial / "config.json", config_to_json(model->config(), {.legacy_linear = false, .with_rope_parameters = false,
                                                                               .allow_ropex_types = true}));
     write_json_file(partial / "trainer_state.json",

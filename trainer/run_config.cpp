@@ -10,6 +10,8 @@ void RunConfig::bind(ConfigSchema& s) {
   s.add("run.output_dir", &run.output_dir, "run directory: checkpoints/, metrics.jsonl, resolved config, export/");
   s.add("run.seed", &run.seed, "seed for data order, position plans and random init", 0);
   s.add("run.log_level", &run.log_level, "console log level", {"trace", "debug", "info", "warn", "error"});
+  s.add("run.stop_after", &run.stop_after,
+        "stop with a checkpoint once this step is reached (0 = run to schedule.steps); resume continues", 0);
 
   s.add("model.path", &model.path, "Hugging Face Llama directory (config.json, safetensors, tokenizer.model)");
   s.add("model.from_scratch", &model.from_scratch, "random init from model.path's config.json instead of its weights");

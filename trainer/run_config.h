@@ -19,6 +19,7 @@ struct RunConfig {
     std::string output_dir = "runs/ropex";
     int64_t seed = 0;
     std::string log_level = "info";
+    int64_t stop_after = 0;          // stop (with a checkpoint) once this step is reached; 0 = run to the end
   } run;
   struct Model {
     std::string path;                // HF Llama directory (config.json, weights, tokenizer.model)

@@ -224,10 +224,18 @@ TrainSummary train(const RunConfig& cfg, const nlohmann::json& resolved) {
       progress.draw(state.step, cfg.schedule.steps, cat("loss ", loss));
     }
     const bool due = cfg.checkpoint.every > 0 && state.step % cfg.checkpoint.every == 0;
-    if (due || state.step == cfg.schedule.steps) {
+    const bool stopping = cfg.run.stop_after > 0 && state.step >= cfg.run.stop_after;
+    if (due || stopping || state.step == cfg.schedule.steps) {
       progress.clear();
       last_ckpt = save_checkpoint(dist, run_dir.string(), model, opt, loader, state, resolved, tokenizer, cfg.checkpoint.keep_last);
       log::info("checkpoint " + last_ckpt);
+    }
+    if (stopping && state.step < cfg.schedule.steps) {
+      log::info(cat("stopping at step ", state.step, " (run.stop_after); run the same command again to resume"));
+      summary.steps = state.step;
+      summary.last_checkpoint = last_ckpt;
+      dist.barrier();
+      return summary;
     }
   }
   progress.clear();
