@@ -7,6 +7,8 @@
 #                         build, then train on N local ranks (default 1) without Python: each rank
 #                         gets RANK/WORLD_SIZE/LOCAL_RANK/MASTER_ADDR/MASTER_PORT; if one fails the
 #                         others are stopped and the exit code is the failing rank's
+#   ./run.sh debug-tiny   build a tiny model, tokenizer and token store from public text Debian ships
+#                         (/usr/share/common-licenses) under runs/debug_tiny and run configs/debug_tiny.json
 #   ./run.sh demo         (arrives with the evaluation work)
 #
 # Environment:
@@ -138,6 +140,22 @@ train_local() {
   return 0
 }
 
+debug_tiny() {
+  build >&2
+  local dir="$ROOT/runs/debug_tiny" bin="$BUILD/ropex"
+  mkdir -p "$dir"
+  if [[ ! -f "$dir/store/COMPLETE" ]]; then
+    cat /usr/share/common-licenses/GPL-3 /usr/share/common-licenses/Apache-2.0 /usr/share/common-licenses/GPL-2 \
+        /usr/share/common-licenses/LGPL-2.1 > "$dir/corpus.txt"
+    "$bin" train-tokenizer --input "$dir/corpus.txt" --output "$dir/tok" --vocab-size 500 >/dev/null
+    "$bin" new-model --output "$dir/model" --tokenizer "$dir/tok.model" --set hidden_size=64 \
+      --set intermediate_size=128 --set num_hidden_layers=2 --set num_attention_heads=4 \
+      --set num_key_value_heads=2 --set max_position_embeddings=64
+    "$bin" prepare --tokenizer "$dir/tok.model" --input "$dir/corpus.txt" --output "$dir/store" --txt-split blank_line
+  fi
+  "$bin" train configs/debug_tiny.json "$@"
+}
+
 cmd="${1:-help}"
 shift || true
 case "$cmd" in
@@ -145,8 +163,9 @@ case "$cmd" in
   build) build ;;
   test) run_tests "$@" ;;
   train) train_local "$@" ;;
+  debug-tiny) debug_tiny "$@" ;;
   demo)
     die "the demo arrives with the training and evaluation work (issues 4-5); until then try: ./run.sh build && build/ropex --help" ;;
-  help|-h|--help) sed -n '2,19p' "$0" ;;
+  help|-h|--help) sed -n '2,21p' "$0" ;;
   *) die "unknown command '$cmd' (expected setup, build, test, train or demo)" ;;
 esac

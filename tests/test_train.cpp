@@ -6,6 +6,7 @@
 #include "data/tokenizer.h"
 #include "models/hf_checkpoint.h"
 #include "tests/test_util.h"
+#include "trainer/run_config.h"
 
 #include <filesystem>
 #include <fstream>
@@ -215,6 +216,52 @@ TEST(Train, BadConfigAndDataGiveClearErrors) {
   std::stringstream text;
   text << log.rdbuf();
   EXPECT_NE(text.str().find("world size"), std::string::npos) << text.str();
+}
+
+TEST(Configs, EveryShippedConfigParsesAndEveryKeyIsDocumented) {
+  TempDir d("cfgs");
+  fs::create_directories(d.path / "model");
+  int n = 0;
+  for (const auto& e : fs::directory_iterator(source_dir() + "/configs")) {
+    if (e.path().extension() != ".json") continue;
+    ++n;
+    std::string out;
+    const int rc = run_command("'" + ropex_binary() + "' train " + e.path().string() + " --print-config --set model.path=" +
+                                   (d.path / "model").string(), &out);
+    EXPECT_EQ(rc, 0) << e.path() << ": " << out;
+  }
+  EXPECT_GE(n, 5);
+  std::ifstream in(source_dir() + "/configs/README.md");
+  std::stringstream readme;
+  readme << in.rdbuf();
+  RunConfig cfg;
+  ConfigSchema schema;
+  cfg.bind(schema);
+  for (const auto& k : schema.keys()) EXPECT_NE(readme.str().find("`" + k + "`"), std::string::npos) << k << " undocumented";
+}
+
+TEST(ActivationCheckpointing, GradientsEqualThePlainPath) {
+  LlamaConfig c;
+  c.vocab_size = 50;
+  c.hidden_size = 32;
+  c.intermediate_size = 48;
+  c.num_hidden_layers = 3;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  LlamaForCausalLM m(c);
+  m->init_weights(1);
+  at::Tensor ids = at::randint(0, 50, {2, 24}, at::kLong), pos = at::arange(24, at::kLong).repeat({2, 1});
+  auto grads = [&](bool ckpt) {
+    m->zero_grad();
+    ForwardOptions fo;
+    fo.activation_checkpointing = ckpt;
+    causal_lm_loss(m->forward(ids, pos, fo), ids).mean.backward();
+    std::map<std::string, at::Tensor> g;
+    for (auto& p : m->named_parameters()) g[p.key()] = p.value().grad().clone();
+    return g;
+  };
+  auto plain = grads(false), ckpt = grads(true);
+  for (auto& [k, v] : plain) EXPECT_LE(rel_err(ckpt.at(k), v), 1e-6) << k;
 }
 
 }  // namespace
