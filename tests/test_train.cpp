@@ -8,6 +8,7 @@
 #include "tests/test_util.h"
 #include "trainer/run_config.h"
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -77,12 +78,13 @@ std::map<std::string, at::Tensor> weights(const std::string& ckpt) {
   return out;
 }
 
-// Launches `world` ranks of one training run and waits for all.
-int train_ranks(TinySetup& s, int world, const std::string& run_dir, const std::string& sets) {
+// Launches `world` ranks of one training run and waits for all. `rank1_env` is given to rank 1 only.
+int train_ranks(TinySetup& s, int world, const std::string& run_dir, const std::string& sets,
+                const std::string& rank1_env = "") {
   const int port = 21000 + static_cast<int>(::getpid() % 20000);
   std::string cmd;
   for (int r = 0; r < world; ++r)
-    cmd += "RANK=" + std::to_string(r) + " LOCAL_RANK=" + std::to_string(r) + " WORLD_SIZE=" + std::to_string(world) +
+    cmd += std::string(r == 1 ? rank1_env + " " : "") + "RANK=" + std::to_string(r) + " LOCAL_RANK=" + std::to_string(r) + " WORLD_SIZE=" + std::to_string(world) +
            " MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) + " '" + ropex_binary() + "' train " + s.config() +
            " --set run.output_dir=" + run_dir + " " + sets + " > " + run_dir + ".rank" + std::to_string(r) + ".log 2>&1 & ";
   cmd += "wait";
@@ -108,7 +110,20 @@ TEST(Train, TwoGlooRanksEqualOneRankOnTheUnionBatch) {
   TinySetup s;
   const std::string one = s.dir.str() + "/one", two = s.dir.str() + "/two";
   ASSERT_EQ(s.train(one, "--set batch.micro_batch_size=2 --set schedule.steps=4"), 0) << s.out_text;
-  ASSERT_EQ(train_ranks(s, 2, two, "--set batch.micro_batch_size=1 --set schedule.steps=4"), 0);
+  // Small buckets (10 KiB) so the tiny model's gradients span several, reduced while backward runs.
+  ASSERT_EQ(train_ranks(s, 2, two, "--set batch.micro_batch_size=1 --set schedule.steps=4 --set distributed.bucket_mb=0.01"), 0);
+  {
+    std::ifstream log(two + ".rank0.log");
+    std::stringstream text;
+    text << log.rdbuf();
+    const auto at = text.str().find("gradient all-reduce: ");
+    ASSERT_NE(at, std::string::npos) << text.str();
+    int buckets = 0, early = 0;
+    std::sscanf(text.str().c_str() + at, "gradient all-reduce: %d buckets, %d launched", &buckets, &early);
+    EXPECT_GT(buckets, 3);
+    EXPECT_GT(early, 0) << "no bucket's all-reduce overlapped the backward pass";
+    std::cout << "[ddp] " << buckets << " buckets, " << early << " launched during backward\n";
+  }
   auto a = weights(one + "/checkpoints/step_00000004"), b = weights(two + "/checkpoints/step_00000004");
   ASSERT_EQ(a.size(), b.size());
   double worst = 0;
@@ -118,6 +133,19 @@ TEST(Train, TwoGlooRanksEqualOneRankOnTheUnionBatch) {
   auto ma = metrics(one), mb = metrics(two);
   ASSERT_EQ(ma.size(), mb.size());
   for (size_t i = 0; i < ma.size(); ++i) EXPECT_NEAR(ma[i]["loss"].get<double>(), mb[i]["loss"].get<double>(), 1e-6);
+}
+
+TEST(Train, AFailingRankTakesTheOthersDownWithAMessage) {
+  TinySetup s;
+  const std::string run = s.dir.str() + "/fail";
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_NE(train_ranks(s, 2, run, "--set distributed.timeout_s=30", "ROPEX_FAULT_INJECT=exit-at-step:2"), 0);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LT(seconds, 60) << "the surviving rank hung";
+  std::ifstream log(run + ".rank0.log");
+  std::stringstream text;
+  text << log.rdbuf();
+  EXPECT_NE(text.str().find("another rank probably died"), std::string::npos) << text.str();
 }
 
 class ResumeBySampler : public ::testing::TestWithParam<std::string> {};

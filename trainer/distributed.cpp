@@ -6,12 +6,16 @@
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/function_hook.h>
+#include <torch/csrc/autograd/variable.h>
 #ifdef ROPEX_WITH_NCCL
 #include <c10/cuda/CUDAFunctions.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
 #include <cstdlib>
+#include <mutex>
 #include <stdexcept>
 
 namespace ropex {
@@ -128,35 +132,6 @@ void Distributed::barrier() {
   allreduce_sum(t);
 }
 
-void Distributed::allreduce_grads(const std::vector<at::Tensor>& params, int64_t bucket_bytes) {
-  if (env_.world == 1) return;
-  std::vector<at::Tensor> bucket;
-  int64_t bytes = 0;
-  auto flush = [&] {
-    if (bucket.empty()) return;
-    std::vector<at::Tensor> flat_parts;
-    for (auto& g : bucket) flat_parts.push_back(g.reshape({-1}));
-    at::Tensor flat = at::cat(flat_parts);
-    allreduce_sum(flat);
-    int64_t offset = 0;
-    for (auto& g : bucket) {
-      g.copy_(flat.narrow(0, offset, g.numel()).view_as(g));
-      offset += g.numel();
-    }
-    bucket.clear();
-    bytes = 0;
-  };
-  for (auto it = params.rbegin(); it != params.rend(); ++it) {  // reverse order: last layers finish first
-    at::Tensor g = it->grad();
-    if (!g.defined()) throw std::runtime_error("allreduce_grads: a parameter has no gradient");
-    if (!bucket.empty() && g.scalar_type() != bucket.front().scalar_type()) flush();
-    bucket.push_back(g);
-    bytes += g.numel() * g.element_size();
-    if (bytes >= bucket_bytes) flush();
-  }
-  flush();
-}
-
 void Distributed::broadcast_params(const std::vector<at::Tensor>& params) {
   if (env_.world == 1) return;
   at::NoGradGuard ng;
@@ -178,5 +153,119 @@ std::vector<std::string> Distributed::allgather_string(const std::string& s) {
   barrier();
   return out;
 }
+
+}  // namespace ropex
+
+namespace ropex {
+
+struct GradReducer::Impl {
+  struct Bucket {
+    std::vector<size_t> members;  // indices into params
+    int64_t pending = 0;
+    at::Tensor flat;
+    c10::intrusive_ptr<c10d::Work> work;
+  };
+  // Fires after the parameter's gradient has been accumulated into .grad.
+  struct Hook : torch::autograd::FunctionPostHook {
+    Hook(Impl* owner, size_t index) : owner(owner), index(index) {}
+    torch::autograd::variable_list operator()(const torch::autograd::variable_list& outputs,
+                                              const torch::autograd::variable_list&) override {
+      owner->ready(index);
+      return outputs;
+    }
+    Impl* owner;
+    size_t index;
+  };
+
+  Distributed* dist = nullptr;
+  std::vector<at::Tensor> params;
+  std::vector<Bucket> buckets;
+  std::vector<size_t> bucket_of;
+  std::vector<std::shared_ptr<torch::autograd::Node>> accumulators;  // kept alive: hooks live on them
+  std::mutex mutex;
+  bool armed = false;
+  int64_t launched_early = 0;
+
+  void launch(Bucket& b) {
+    std::vector<at::Tensor> parts;
+    for (size_t i : b.members) {
+      const at::Tensor& g = params[i].grad();
+      parts.push_back(g.defined() ? g.reshape({-1}) : at::zeros({params[i].numel()}, params[i].options()));
+    }
+    b.flat = at::cat(parts);
+    std::vector<at::Tensor> v{b.flat};
+    b.work = dist->impl_->backend->allreduce(v, c10d::AllreduceOptions{});
+  }
+
+  void ready(size_t index) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!armed) return;
+    Bucket& b = buckets[bucket_of[index]];
+    if (--b.pending == 0) {
+      launch(b);
+      ++launched_early;
+    }
+  }
+};
+
+GradReducer::GradReducer(Distributed& dist, const std::vector<at::Tensor>& params, int64_t bucket_bytes)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->dist = &dist;
+  impl_->params = params;
+  if (dist.world() == 1) return;
+  impl_->bucket_of.resize(params.size());
+  int64_t bytes = 0;
+  for (size_t k = params.size(); k-- > 0;) {  // reverse parameter order
+    if (impl_->buckets.empty() || bytes >= bucket_bytes || params[k].scalar_type() != params[impl_->buckets.back().members[0]].scalar_type()) {
+      impl_->buckets.emplace_back();
+      bytes = 0;
+    }
+    impl_->buckets.back().members.push_back(k);
+    impl_->bucket_of[k] = impl_->buckets.size() - 1;
+    bytes += params[k].numel() * params[k].element_size();
+  }
+  for (size_t k = 0; k < params.size(); ++k) {
+    auto acc = torch::autograd::impl::grad_accumulator(params[k]);
+    if (!acc) throw std::runtime_error("GradReducer: a parameter is not a leaf that requires grad");
+    acc->add_post_hook(std::make_unique<Impl::Hook>(impl_.get(), k));
+    impl_->accumulators.push_back(std::move(acc));
+  }
+}
+
+GradReducer::~GradReducer() = default;
+
+void GradReducer::arm() {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  if (impl_->dist->world() == 1) return;
+  impl_->armed = true;
+  impl_->launched_early = 0;
+  for (auto& b : impl_->buckets) {
+    b.pending = static_cast<int64_t>(b.members.size());
+    b.work.reset();
+  }
+}
+
+void GradReducer::finish() {
+  if (impl_->dist->world() == 1) return;
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  impl_->armed = false;
+  at::NoGradGuard ng;
+  for (auto& b : impl_->buckets) {
+    if (!b.work) impl_->launch(b);  // a parameter got no gradient in this backward
+    impl_->dist->impl_->wait(b.work, "gradient all-reduce");
+    int64_t offset = 0;
+    for (size_t i : b.members) {
+      at::Tensor& p = impl_->params[i];
+      at::Tensor part = b.flat.narrow(0, offset, p.numel()).view_as(p);
+      if (p.grad().defined()) p.mutable_grad().copy_(part);
+      else p.mutable_grad() = part.clone();
+      offset += p.numel();
+    }
+    b.work.reset();
+  }
+}
+
+int64_t GradReducer::buckets() const { return static_cast<int64_t>(impl_->buckets.size()); }
+int64_t GradReducer::launched_during_backward() const { return impl_->launched_early; }
 
 }  // namespace ropex

@@ -38,17 +38,35 @@ class Distributed {
   void allreduce_sum(at::Tensor& t);                  // in place
   void broadcast(at::Tensor& t, int root = 0);        // in place
   void barrier();
-  // Sums gradients of `params` across ranks in flat buckets of about bucket_bytes (reverse
-  // parameter order, as DDP), in place. A no-op for one rank.
-  void allreduce_grads(const std::vector<at::Tensor>& params, int64_t bucket_bytes);
   // Makes every rank's parameters equal to rank 0's.
   void broadcast_params(const std::vector<at::Tensor>& params);
   // Gathers one string per rank on every rank (e.g. a config hash to check all ranks agree).
   std::vector<std::string> allgather_string(const std::string& s);
 
  private:
+  friend class GradReducer;
   struct Impl;
   DistEnv env_;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Gradient all-reduce overlapped with the backward pass, as DDP does: parameters are grouped into
+// flat buckets of about bucket_bytes in reverse order (the order backward produces gradients); a
+// post-accumulation hook on each parameter's gradient accumulator marks it ready, and when a
+// bucket's last gradient is accumulated its flattened copy is all-reduced asynchronously while
+// backward continues. finish() waits and writes the summed gradients back. Only the backward
+// after arm() is reduced (the last micro-batch of an accumulation step).
+class GradReducer {
+ public:
+  GradReducer(Distributed& dist, const std::vector<at::Tensor>& params, int64_t bucket_bytes);
+  ~GradReducer();
+  void arm();
+  void finish();
+  int64_t buckets() const;
+  int64_t launched_during_backward() const;  // buckets whose all-reduce started before finish()
+
+ private:
+  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -74,7 +74,7 @@ void RunConfig::bind(ConfigSchema& s) {
 
   s.add("distributed.backend", &distributed.backend, "auto = nccl on CUDA, gloo on CPU", {"auto", "gloo", "nccl"});
   s.add("distributed.timeout_s", &distributed.timeout_s, "collective timeout: a dead rank fails the others after this", 1);
-  s.add("distributed.bucket_mb", &distributed.bucket_mb, "gradient all-reduce bucket size (MB)", 1);
+  s.add("distributed.bucket_mb", &distributed.bucket_mb, "gradient all-reduce bucket size (MiB; fractions allowed)", 1e-3);
 
   s.add("logging.every", &logging.every, "console line every N steps", 1);
   s.add("logging.progress", &logging.progress, "progress bar (auto = when stderr is a terminal)", {"auto", "on", "off"});

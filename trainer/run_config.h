@@ -71,7 +71,7 @@ struct RunConfig {
   struct Distributed {
     std::string backend = "auto";    // auto | gloo | nccl
     int64_t timeout_s = 300;
-    int64_t bucket_mb = 25;
+    double bucket_mb = 25;
   } distributed;
   struct Logging {
     int64_t every = 1;

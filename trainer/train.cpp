@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -123,6 +124,7 @@ TrainSummary train(const RunConfig& cfg, const nlohmann::json& resolved) {
     named.emplace_back(p.key(), p.value());
   }
   dist.broadcast_params(params);
+  GradReducer reducer(dist, params, static_cast<int64_t>(cfg.distributed.bucket_mb * (1 << 20)));
   log::info(cat("model ", cfg.model.path, ": ", mc.num_hidden_layers, " layers, hidden ", mc.hidden_size, ", rope ",
                 describe_rope(rope, mc.rope_theta), ", max_position_embeddings ", max_pos, ", ", dtype_name(dtype), " on ", dev.str()));
 
@@ -171,6 +173,9 @@ TrainSummary train(const RunConfig& cfg, const nlohmann::json& resolved) {
 
   while (state.step < cfg.schedule.steps) {
     const auto ts = std::chrono::steady_clock::now();
+    // Fault injection for the failing-rank test: ROPEX_FAULT_INJECT=exit-at-step:N exits this process.
+    if (const char* f = std::getenv("ROPEX_FAULT_INJECT"); f && std::string(f) == "exit-at-step:" + std::to_string(state.step))
+      throw std::runtime_error("fault injected at step " + std::to_string(state.step));
     const double lr = sched.at(state.step);
     std::vector<Batch> micro;
     double local_tokens = 0;
@@ -183,13 +188,18 @@ TrainSummary train(const RunConfig& cfg, const nlohmann::json& resolved) {
     dist.allreduce_sum(counts);
     const double total_tokens = counts.item<double>();
     double loss_sum = 0;
-    for (const Batch& b : micro) {
+    for (size_t mi = 0; mi < micro.size(); ++mi) {
+      const Batch& b = micro[mi];
+      if (mi + 1 == micro.size()) reducer.arm();  // reduce during the last backward only
       at::Tensor logits = model->forward(b.input_ids.to(dev), b.position_ids.to(dev), fo);
       LossResult l = causal_lm_loss(logits, b.labels.to(dev));
       (l.sum / total_tokens).backward();
       loss_sum += l.sum.item<double>();
     }
-    dist.allreduce_grads(params, cfg.distributed.bucket_mb << 20);
+    reducer.finish();
+    if (state.step == first_step && env.world > 1)
+      log::info(cat("gradient all-reduce: ", reducer.buckets(), " buckets, ", reducer.launched_during_backward(),
+                    " launched while backward was still running"));
     const double gnorm = clip_grad_norm(params, cfg.optim.grad_clip);
     opt.step(lr);
     opt.zero_grad();
