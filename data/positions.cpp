@@ -7,6 +7,8 @@
 // and say so next to the line (search for "Official:").
 #include "data/positions.h"
 
+#include "data/text_match.h"
+
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -321,20 +323,6 @@ const OptionField kOptionFields[] = {
     {.key = "resample", .text = &SamplerOptions::resample},
 };
 
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> row(b.size() + 1);
-  std::iota(row.begin(), row.end(), size_t{0});
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t substitute = diagonal + (a[i - 1] == b[j - 1] ? 0 : 1);
-      diagonal = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, substitute});
-    }
-  }
-  return row[b.size()];
-}
 
 std::string nearest_key(const std::string& key) {
   std::string best;

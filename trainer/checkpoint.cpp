@@ -123,7 +123,7 @@ std::string save_checkpoint(Distributed& dist, const std::string& run_dir, Llama
   // Every rank's loader state (CREAM's coin counter is per rank).
   write_json_file(partial / ("rank_" + std::to_string(dist.rank()) + ".json"), loader.state());
   dist.barrier();
-  if (dist.is_main()) {
+  dist.run_on_main([&] {
     std::map<std::string, at::Tensor> all = opt.state_tensors();
     std::map<std::string, at::Tensor> weights, moments;
     for (auto& [k, t] : all) {
@@ -148,14 +148,23 @@ std::string save_checkpoint(Distributed& dist, const std::string& run_dir, Llama
     { std::ofstream(partial / kComplete) << state.step << "\n"; }
     fsync_path((partial / kComplete).string());
     fsync_path(partial.string());
-    if (fs::exists(final_dir)) fs::remove_all(final_dir);  // same step saved again (resumed run)
+    // The same step saved again (a resumed run): move the old one aside first, so that at every
+    // moment one complete copy exists.
+    const fs::path old = root / ("." + checkpoint_name(state.step) + ".old");
+    if (fs::exists(final_dir)) {
+      fs::remove_all(old);
+      fs::rename(final_dir, old);
+    }
     fs::rename(partial, final_dir);
     fsync_path(root.string());
-    // Keep the newest keep_last complete checkpoints.
-    auto all_ckpts = complete_checkpoints(run_dir);
-    for (size_t i = 0; i + static_cast<size_t>(keep_last) < all_ckpts.size(); ++i) fs::remove_all(all_ckpts[i].second);
-  }
-  dist.barrier();
+    fs::remove_all(old);
+    // Keep keep_last checkpoints: this one and the newest older ones. Newer ones (left by a run
+    // that was resumed from an earlier step) are never deleted here.
+    std::vector<fs::path> older;
+    for (const auto& [step, path] : complete_checkpoints(run_dir))
+      if (step < state.step) older.push_back(path);
+    for (size_t i = 0; i + static_cast<size_t>(std::max<int64_t>(keep_last - 1, 0)) < older.size(); ++i) fs::remove_all(older[i]);
+  }, std::chrono::hours(4));
   return final_dir.string();
 }
 

@@ -2,6 +2,8 @@
 // (unknown flags and missing values are errors naming the flag and the nearest valid one),
 // `--help` on every command. No torch here.
 #pragma once
+#include "data/text_match.h"
+
 #include <map>
 #include <optional>
 #include <stdexcept>
@@ -52,8 +54,5 @@ class ArgParser {
   std::map<std::string, bool> flags_;
 };
 
-// Edit distance, for "did you mean" hints.
-size_t edit_distance(const std::string& a, const std::string& b);
-std::string nearest(const std::string& word, const std::vector<std::string>& candidates);
 
 }  // namespace ropex

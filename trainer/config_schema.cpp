@@ -4,6 +4,8 @@
 // every field untouched. No LibTorch, no knowledge of particular keys.
 #include "trainer/config_schema.h"
 
+#include "data/text_match.h"
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -84,20 +86,6 @@ int64_t to_int(const json& v, const std::string& source, const std::string& key)
   fail_type(source, key, "int", v);
 }
 
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t substitute = diagonal + (a[i - 1] == b[j - 1] ? 0 : 1);
-      diagonal = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, substitute});
-    }
-  }
-  return row[b.size()];
-}
 
 std::string leaf(const std::string& key) {
   const size_t dot = key.rfind('.');
@@ -106,7 +94,7 @@ std::string leaf(const std::string& key) {
 
 // Closest candidate; a key's last segment also matches on its own, so a key
 // put in the wrong section ("lr" for "optim.lr") is found.
-std::string nearest(const std::string& given, const std::vector<std::string>& candidates) {
+std::string nearest_key(const std::string& given, const std::vector<std::string>& candidates) {
   std::string best;
   size_t best_score = std::numeric_limits<size_t>::max();
   for (const auto& c : candidates) {
@@ -232,7 +220,7 @@ void ConfigSchema::add(const std::string& key, std::string* field, std::string d
     if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), s) == allowed.end()) {
       fail(source, key,
            "must be one of " + quoted_list(allowed) + ", got \"" + s + "\" (did you mean \"" +
-               nearest(s, allowed) + "\"?)");
+               nearest_key(s, allowed) + "\"?)");
     }
     return s;
   });
@@ -270,7 +258,7 @@ bool ConfigSchema::is_section(const std::string& prefix) const {
 
 void ConfigSchema::throw_unknown(const std::string& key, const std::string& source) const {
   if (entries_.empty()) throw ConfigError(source + ": unknown key '" + key + "' (this schema has no keys)");
-  throw ConfigError(source + ": unknown key '" + key + "' (did you mean '" + nearest(key, keys()) + "'?)");
+  throw ConfigError(source + ": unknown key '" + key + "' (did you mean '" + nearest_key(key, keys()) + "'?)");
 }
 
 // Validates `value` for `key` (a field, or a section given as an object) and

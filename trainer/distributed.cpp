@@ -130,6 +130,7 @@ void Distributed::barrier() {
   // A tiny all-reduce is a barrier on every backend without device-binding caveats.
   at::Tensor t = at::zeros({1}, impl_->name == "nccl" ? at::Device(at::kCUDA, env_.local_rank) : at::Device(at::kCPU));
   allreduce_sum(t);
+  (void)t.item<float>();  // NCCL's wait only orders the stream: make the host wait too
 }
 
 void Distributed::broadcast_params(const std::vector<at::Tensor>& params) {
@@ -139,6 +140,30 @@ void Distributed::broadcast_params(const std::vector<at::Tensor>& params) {
     at::Tensor t = p.detach();
     broadcast(t, 0);
   }
+}
+
+void Distributed::run_on_main(const std::function<void()>& work, std::chrono::seconds max_wait) {
+  if (env_.world == 1) {
+    work();
+    return;
+  }
+  const std::string key = "main/" + std::to_string(impl_->gathers++);
+  if (is_main()) {
+    std::string status = "ok";
+    try {
+      work();
+    } catch (const std::exception& e) {
+      status = std::string("error: ") + e.what();
+      impl_->store->set(key, std::vector<uint8_t>(status.begin(), status.end()));
+      throw;
+    }
+    impl_->store->set(key, std::vector<uint8_t>(status.begin(), status.end()));
+    return;
+  }
+  impl_->store->wait({key}, std::chrono::duration_cast<std::chrono::milliseconds>(max_wait));
+  auto v = impl_->store->get(key);
+  const std::string status(v.begin(), v.end());
+  if (status != "ok") throw std::runtime_error("rank 0 failed: " + status.substr(7));
 }
 
 std::vector<std::string> Distributed::allgather_string(const std::string& s) {

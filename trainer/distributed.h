@@ -10,6 +10,7 @@
 #include <ATen/ATen.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -42,6 +43,10 @@ class Distributed {
   void broadcast_params(const std::vector<at::Tensor>& params);
   // Gathers one string per rank on every rank (e.g. a config hash to check all ranks agree).
   std::vector<std::string> allgather_string(const std::string& s);
+  // Rank 0 runs `work` while the other ranks wait on the store, without the collective timeout (a
+  // large checkpoint can take longer), up to max_wait. An exception on rank 0 is rethrown on every
+  // rank, so none is left waiting.
+  void run_on_main(const std::function<void()>& work, std::chrono::seconds max_wait);
 
  private:
   friend class GradReducer;

@@ -55,8 +55,10 @@ struct LrSchedule {
   double peak = 1e-3;
   int64_t warmup = 0, total = 1;
   double min_ratio = 0.0;
-  // lr for optimizer step `step` (0-based): linear warmup from peak/warmup to peak, then decay to
-  // peak*min_ratio at `total` (transformers' get_linear/cosine_schedule_with_warmup when min_ratio=0).
+  // lr for optimizer step `step` (0-based): linear warmup peak*(step+1)/warmup, reaching the peak
+  // at the last warmup step, then decay to peak*min_ratio at `total`. transformers' schedulers give
+  // the first step lr 0 (step/warmup); ropex starts one increment in so no step is wasted. After
+  // warmup the curves equal get_linear/cosine_schedule_with_warmup (min_ratio 0).
   double at(int64_t step) const;
 };
 

@@ -22,11 +22,14 @@
 namespace ropex {
 namespace fs = std::filesystem;
 
-RopeScaling run_rope(const RunConfig& cfg, const LlamaConfig& model, int64_t* max_pos) {
+RopeScaling run_rope(const RunConfig& cfg, const LlamaConfig& model, int64_t* max_pos, int64_t* target_len) {
   *max_pos = model.max_position_embeddings;
+  *target_len = model.max_position_embeddings;
   if (cfg.rope.type == "keep") return model.rope;
-  const int64_t original = model.rope.is_default() ? model.max_position_embeddings
-                                                    : std::max<int64_t>(model.rope.original_max_position_embeddings, model.max_position_embeddings);
+  // The pre-trained length: a scaled model's original_max_position_embeddings (never its extended
+  // length, which would move YaRN's and llama3's bands), else max_position_embeddings.
+  const int64_t original = model.rope.original_max_position_embeddings > 0 ? model.rope.original_max_position_embeddings
+                                                                           : model.max_position_embeddings;
   nlohmann::json j = cfg.rope.extra;
   j["rope_type"] = cfg.rope.type;
   double factor = cfg.rope.factor;
@@ -35,6 +38,7 @@ RopeScaling run_rope(const RunConfig& cfg, const LlamaConfig& model, int64_t* ma
   if (!j.contains("original_max_position_embeddings") && cfg.rope.type != "default") j["original_max_position_embeddings"] = original;
   RopeScaling r = rope_scaling_from_json(j, "run config (rope)", 0);
   const int64_t target = cfg.rope.target_len > 0 ? cfg.rope.target_len : static_cast<int64_t>(std::llround(factor * original));
+  *target_len = target;
   // transformers reads max_position_embeddings as the original length for dynamic NTK, the target otherwise.
   *max_pos = cfg.rope.type == "dynamic" ? original : (cfg.rope.type == "default" ? std::max(target, original) : target);
   return r;
@@ -109,13 +113,13 @@ TrainSummary train(const RunConfig& cfg, const nlohmann::json& resolved) {
 
   // Model: the HF directory, the run's rope scaling, this rank's device and dtype.
   LlamaConfig mc = load_config(cfg.model.path);
-  int64_t max_pos = 0;
-  RopeScaling rope = run_rope(cfg, mc, &max_pos);
+  int64_t max_pos = 0, target_len = 0;
+  RopeScaling rope = run_rope(cfg, mc, &max_pos, &target_len);
   LlamaForCausalLM model(mc);
   if (cfg.model.from_scratch) model->init_weights(static_cast<uint64_t>(cfg.run.seed));
   else load_weights(model, cfg.model.path);
   model->set_rope(rope, max_pos);
-  model->to(dev, dtype);
+  model->to(dev, at::kFloat);
   model->train();
   std::vector<at::Tensor> params;
   std::vector<std::pair<std::string, at::Tensor>> named;
@@ -124,6 +128,11 @@ TrainSummary train(const RunConfig& cfg, const nlohmann::json& resolved) {
     named.emplace_back(p.key(), p.value());
   }
   dist.broadcast_params(params);
+  // The optimizer's masters are taken from the float32 weights before the model is cast down (a
+  // master made from bfloat16 weights would have lost their low bits for good).
+  AdamW opt(named, {.lr = cfg.optim.lr, .beta1 = cfg.optim.beta1, .beta2 = cfg.optim.beta2, .eps = cfg.optim.eps,
+                    .weight_decay = cfg.optim.weight_decay});
+  model->to(dtype);
   GradReducer reducer(dist, params, static_cast<int64_t>(cfg.distributed.bucket_mb * (1 << 20)));
   log::info(cat("model ", cfg.model.path, ": ", mc.num_hidden_layers, " layers, hidden ", mc.hidden_size, ", rope ",
                 describe_rope(rope, mc.rope_theta), ", max_position_embeddings ", max_pos, ", ", dtype_name(dtype), " on ", dev.str()));
@@ -131,8 +140,10 @@ TrainSummary train(const RunConfig& cfg, const nlohmann::json& resolved) {
   // Data.
   SamplerOptions so = cfg.sampler;
   so.train_len = cfg.data.train_len;
-  so.target_len = cfg.sampler.name == "contiguous" ? cfg.data.train_len : max_pos;
-  if (cfg.sampler.name != "contiguous" && cfg.rope.type == "dynamic") so.target_len = cfg.rope.target_len;
+  so.target_len = cfg.sampler.name == "contiguous" ? cfg.data.train_len : target_len;
+  if (cfg.sampler.name != "contiguous" && so.target_len <= so.train_len)
+    throw ConfigError(cat("rope: sampler '", cfg.sampler.name, "' needs a target length above data.train_len = ", so.train_len,
+                          ", got ", so.target_len, " (set rope.target_len)"));
   auto store = std::make_shared<const TokenStore>(TokenStore::open(cfg.data.store));
   if (store->vocab_size() > mc.vocab_size)
     throw std::runtime_error(cfg.data.store + ": tokenized with a vocabulary of " + std::to_string(store->vocab_size()) +
@@ -144,14 +155,16 @@ TrainSummary train(const RunConfig& cfg, const nlohmann::json& resolved) {
                 " shorter than the sampler's minimum skipped), sampler ", so.name, ", window ", so.train_len,
                 ", positions < ", so.target_len, ", global batch ", cfg.global_batch(env.world)));
 
-  AdamW opt(named, {.lr = cfg.optim.lr, .beta1 = cfg.optim.beta1, .beta2 = cfg.optim.beta2, .eps = cfg.optim.eps,
-                    .weight_decay = cfg.optim.weight_decay});
   const LrSchedule sched{cfg.schedule.type, cfg.optim.lr, cfg.schedule.warmup_steps, cfg.schedule.steps, cfg.schedule.min_lr_ratio};
 
   TrainerState state{.step = 0, .tokens_seen = 0, .world = env.world, .seed = static_cast<uint64_t>(cfg.run.seed)};
   std::string resume_from;
   if (cfg.checkpoint.resume == "auto") resume_from = latest_checkpoint(run_dir.string()).value_or("");
   else if (cfg.checkpoint.resume != "never") resume_from = cfg.checkpoint.resume;
+  for (const auto& other : dist.allgather_string(resume_from))  // every rank must resume from the same place
+    if (other != resume_from)
+      throw std::runtime_error("ranks disagree on the checkpoint to resume from ('" + resume_from + "' vs '" + other +
+                               "'): run.output_dir must be on a filesystem all ranks share");
   if (!resume_from.empty()) {
     state = load_checkpoint(resume_from, dist, model, opt, loader);
     log::info(cat("resumed from ", resume_from, " at step ", state.step));
@@ -184,7 +197,7 @@ TrainSummary train(const RunConfig& cfg, const nlohmann::json& resolved) {
       local_tokens += static_cast<double>(micro.back().valid_labels);
     }
     // The loss is the mean over every valid label of the global batch (all micro-batches, all ranks).
-    at::Tensor counts = at::tensor({local_tokens}, at::kDouble);
+    at::Tensor counts = at::tensor({local_tokens}, at::kDouble).to(dev);  // NCCL reduces device tensors only
     dist.allreduce_sum(counts);
     const double total_tokens = counts.item<double>();
     double loss_sum = 0;
@@ -203,7 +216,7 @@ TrainSummary train(const RunConfig& cfg, const nlohmann::json& resolved) {
     const double gnorm = clip_grad_norm(params, cfg.optim.grad_clip);
     opt.step(lr);
     opt.zero_grad();
-    at::Tensor ls = at::tensor({loss_sum}, at::kDouble);
+    at::Tensor ls = at::tensor({loss_sum}, at::kDouble).to(dev);
     dist.allreduce_sum(ls);
     const double loss = ls.item<double>() / total_tokens;
     ++state.step;
@@ -251,13 +264,13 @@ TrainSummary train(const RunConfig& cfg, const nlohmann::json& resolved) {
   progress.clear();
   summary.steps = state.step;
   summary.last_checkpoint = last_ckpt.empty() ? latest_checkpoint(run_dir.string()).value_or("") : last_ckpt;
+  dist.barrier();  // the last collective: the export below is rank 0's alone, nobody waits on it
   if (cfg.export_.at_end && dist.is_main() && !summary.last_checkpoint.empty()) {
     summary.export_dir = cfg.export_.dir.empty() ? (run_dir / "export").string() : cfg.export_.dir;
     export_checkpoint(summary.last_checkpoint, summary.export_dir, st::parse_size(cfg.export_.max_shard_size),
                       parse_dtype_name(cfg.export_.dtype));
     log::info("exported " + summary.export_dir);
   }
-  dist.barrier();
   return summary;
 }
 

@@ -19,7 +19,8 @@ struct TrainSummary {
 // `resolved` is the run config as JSON (saved in the run dir and every checkpoint).
 TrainSummary train(const RunConfig& cfg, const nlohmann::json& resolved);
 
-// The rope scaling a run trains with, from the model's config and the run's rope section.
-RopeScaling run_rope(const RunConfig& cfg, const LlamaConfig& model, int64_t* max_position_embeddings);
+// The rope scaling a run trains with, from the model's config and the run's rope section; also the
+// max_position_embeddings to record and the target length L position ids may reach.
+RopeScaling run_rope(const RunConfig& cfg, const LlamaConfig& model, int64_t* max_position_embeddings, int64_t* target_len);
 
 }  // namespace ropex
