@@ -72,6 +72,18 @@ std::string join(const std::vector<std::string>& v) {
   return s;
 }
 
+// The optional numeric rope keys, in one place for reading, writing and describing.
+struct OptionalRopeKey {
+  const char* key;
+  std::optional<double> RopeScaling::*field;
+};
+const OptionalRopeKey kOptionalRopeKeys[] = {
+    {"attention_factor", &RopeScaling::attention_factor}, {"beta_fast", &RopeScaling::beta_fast},
+    {"beta_slow", &RopeScaling::beta_slow},               {"mscale", &RopeScaling::mscale},
+    {"mscale_all_dim", &RopeScaling::mscale_all_dim},     {"low_freq_factor", &RopeScaling::low_freq_factor},
+    {"high_freq_factor", &RopeScaling::high_freq_factor},
+};
+
 bool needs_original_length(const std::string& type) {
   return type == "yarn" || type == "dynamic-yarn" || type == "llama3";
 }
@@ -123,16 +135,8 @@ RopeScaling rope_scaling_from_json(const json& d, const std::string& source, int
   if (r.type == "dynamic_yarn") r.type = "dynamic-yarn";
   read_opt(d, "factor", r.factor, as_double, source);
   read_opt(d, "original_max_position_embeddings", r.original_max_position_embeddings, as_int, source);
-  auto opt_double = [&](const char* key, std::optional<double>& out) {
-    if (d.contains(key) && !d[key].is_null()) out = as_double(d[key], source, key);
-  };
-  opt_double("attention_factor", r.attention_factor);
-  opt_double("beta_fast", r.beta_fast);
-  opt_double("beta_slow", r.beta_slow);
-  opt_double("mscale", r.mscale);
-  opt_double("mscale_all_dim", r.mscale_all_dim);
-  opt_double("low_freq_factor", r.low_freq_factor);
-  opt_double("high_freq_factor", r.high_freq_factor);
+  for (const auto& k : kOptionalRopeKeys)
+    if (d.contains(k.key) && !d[k.key].is_null()) r.*k.field = as_double(d[k.key], source, k.key);
   if (d.contains("truncate") && !d["truncate"].is_null()) r.truncate = as_bool(d["truncate"], source, "truncate");
   if (d.contains("partial_rotary_factor") && as_double(d["partial_rotary_factor"], source, "partial_rotary_factor") != 1.0)
     fail(source, "partial_rotary_factor", "only 1.0 (full rotary) is supported by ropex's Llama");
@@ -156,14 +160,8 @@ json rope_scaling_to_json(const RopeScaling& r, bool legacy_linear) {
   // Only the types that use it: transformers 5.x warns about the key on linear and dynamic.
   if (r.original_max_position_embeddings > 0 && needs_original_length(r.type))
     j["original_max_position_embeddings"] = r.original_max_position_embeddings;
-  auto put = [&](const char* key, const std::optional<double>& v) { if (v) j[key] = *v; };
-  put("attention_factor", r.attention_factor);
-  put("beta_fast", r.beta_fast);
-  put("beta_slow", r.beta_slow);
-  put("mscale", r.mscale);
-  put("mscale_all_dim", r.mscale_all_dim);
-  put("low_freq_factor", r.low_freq_factor);
-  put("high_freq_factor", r.high_freq_factor);
+  for (const auto& k : kOptionalRopeKeys)
+    if (r.*k.field) j[k.key] = *(r.*k.field);
   if (r.truncate) j["truncate"] = *r.truncate;
   return j;
 }
@@ -308,14 +306,8 @@ std::string describe_rope(const RopeScaling& r, double theta) {
   os << r.type << " (rope_theta=" << theta;
   if (!r.is_default()) os << ", factor=" << r.factor;
   if (r.original_max_position_embeddings > 0) os << ", original_max_position_embeddings=" << r.original_max_position_embeddings;
-  auto put = [&](const char* k, const std::optional<double>& v) { if (v) os << ", " << k << "=" << *v; };
-  put("attention_factor", r.attention_factor);
-  put("beta_fast", r.beta_fast);
-  put("beta_slow", r.beta_slow);
-  put("mscale", r.mscale);
-  put("mscale_all_dim", r.mscale_all_dim);
-  put("low_freq_factor", r.low_freq_factor);
-  put("high_freq_factor", r.high_freq_factor);
+  for (const auto& k : kOptionalRopeKeys)
+    if (r.*k.field) os << ", " << k.key << "=" << *(r.*k.field);
   if (r.truncate) os << ", truncate=" << (*r.truncate ? "true" : "false");
   os << ")";
   return os.str();
