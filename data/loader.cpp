@@ -12,7 +12,6 @@ Loader::Loader(std::shared_ptr<const TokenStore> store, SamplerOptions sampler, 
   const int64_t n = static_cast<int64_t>(store_->num_documents());
   const int64_t holdout = std::min<int64_t>(opts_.holdout_docs, n / 2);
   const int64_t need = sampler_->min_doc_len();
-  std::vector<int64_t> short_lengths;
   for (int64_t d = 0; d < n - holdout; ++d) {
     if (store_->doc_len(d) >= need) docs_.push_back(static_cast<size_t>(d));
     else ++skipped_;

@@ -185,8 +185,8 @@ LossResult causal_lm_loss(const at::Tensor& logits, const at::Tensor& labels) {
   at::Tensor pred = logits.narrow(1, 0, T - 1).reshape({-1, V}).to(at::kFloat);  // [(B*(T-1)), V]
   at::Tensor target = labels.narrow(1, 1, T - 1).reshape({-1});
   at::Tensor sum = at::cross_entropy_loss(pred, target, {}, at::Reduction::Sum, /*ignore_index=*/-100);
-  const int64_t count = target.ne(-100).sum().item<int64_t>();
-  return {sum / std::max<int64_t>(count, 1), sum, count};
+  at::Tensor count = target.ne(-100).sum();
+  return {sum / count.clamp_min(1), sum, count};
 }
 
 at::ScalarType parse_dtype_name(const std::string& n) {

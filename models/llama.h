@@ -106,11 +106,12 @@ TORCH_MODULE(LlamaForCausalLM);
 
 // Mean next-token cross entropy over positions whose label is not -100 (labels = input_ids,
 // shifted inside: logits[:, t] predicts labels[:, t+1]), computed in float32. Also returns the
-// summed loss and the count so callers can normalise across micro-batches and ranks.
+// summed loss and the count so callers can normalise across micro-batches and ranks. Everything
+// stays on the logits' device: no host synchronisation.
 struct LossResult {
   at::Tensor mean;   // scalar float32
   at::Tensor sum;    // scalar float32
-  int64_t count = 0;
+  at::Tensor count;  // scalar int64: labels that are not -100
 };
 LossResult causal_lm_loss(const at::Tensor& logits, const at::Tensor& labels);
 

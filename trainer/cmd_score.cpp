@@ -70,13 +70,13 @@ int cmd_score(const Args& argv) {
   at::Tensor logits = model->forward(input, pos, fo);
   LossResult loss = causal_lm_loss(logits, input);
   const double nll = loss.mean.item<double>();
-  nlohmann::json out = {{"model", model_dir}, {"tokens", T}, {"predicted", loss.count}, {"nll", nll},
+  nlohmann::json out = {{"model", model_dir}, {"tokens", T}, {"predicted", loss.count.item<int64_t>()}, {"nll", nll},
                         {"ppl", std::exp(nll)}, {"dtype", dtype_name(lo.dtype)}, {"device", lo.device.str()},
                         {"attention", args.get("attention")}};
   if (args.flag_set("json")) {
     std::cout << out.dump() << std::endl;
   } else {
-    std::cout << "tokens     " << T << " (" << loss.count << " predicted)\n"
+    std::cout << "tokens     " << T << " (" << loss.count.item<int64_t>() << " predicted)\n"
               << "nll        " << nll << " nats/token\n"
               << "perplexity " << std::exp(nll) << "\n";
   }

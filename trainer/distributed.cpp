@@ -212,12 +212,19 @@ struct GradReducer::Impl {
   int64_t launched_early = 0;
 
   void launch(Bucket& b) {
-    std::vector<at::Tensor> parts;
-    for (size_t i : b.members) {
-      const at::Tensor& g = params[i].grad();
-      parts.push_back(g.defined() ? g.reshape({-1}) : at::zeros({params[i].numel()}, params[i].options()));
+    if (!b.flat.defined()) {  // allocated once: a bucket's members and sizes never change
+      int64_t n = 0;
+      for (size_t i : b.members) n += params[i].numel();
+      b.flat = at::empty({n}, params[b.members[0]].options());
     }
-    b.flat = at::cat(parts);
+    int64_t offset = 0;
+    for (size_t i : b.members) {
+      at::Tensor slot = b.flat.narrow(0, offset, params[i].numel());
+      const at::Tensor& g = params[i].grad();
+      if (g.defined()) slot.copy_(g.reshape({-1}));
+      else slot.zero_();
+      offset += params[i].numel();
+    }
     std::vector<at::Tensor> v{b.flat};
     b.work = dist->impl_->backend->allreduce(v, c10d::AllreduceOptions{});
   }

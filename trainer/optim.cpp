@@ -86,17 +86,18 @@ void AdamW::load_state(const std::map<std::string, at::Tensor>& state, int64_t s
   step_ = step;
 }
 
-double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {
+at::Tensor clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {
   at::NoGradGuard ng;
   std::vector<at::Tensor> norms;
   for (const auto& p : params)
     if (p.grad().defined()) norms.push_back(p.grad().to(at::kFloat).norm(2));
-  if (norms.empty()) return 0.0;
-  const double total = at::stack(norms).norm(2).item<double>();
-  if (max_norm > 0 && total > max_norm) {
-    const double coef = max_norm / (total + 1e-6);
+  if (norms.empty()) return at::zeros({}, at::kFloat);
+  at::Tensor total = at::stack(norms).norm(2);
+  if (max_norm > 0) {
+    // min(1, max_norm / (norm + 1e-6)), as torch.nn.utils.clip_grad_norm_, kept on the device.
+    at::Tensor coef = (max_norm / (total + 1e-6)).clamp_max(1.0);
     for (const auto& p : params)
-      if (p.grad().defined()) p.grad().mul_(coef);
+      if (p.grad().defined()) p.grad().mul_(coef.to(p.grad().scalar_type()));
   }
   return total;
 }

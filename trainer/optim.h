@@ -46,9 +46,10 @@ class AdamW {
   int64_t step_ = 0;
 };
 
-// Scales gradients so their global L2 norm is at most max_norm (0 = no clipping). Returns the
-// norm before clipping (float32 on the host: one sync per step).
-double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm);
+// Scales gradients so their global L2 norm is at most max_norm (0 = no clipping). Returns the norm
+// before clipping as a float32 scalar on the gradients' device: the clip coefficient is computed
+// there too, so clipping needs no host synchronisation.
+at::Tensor clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm);
 
 struct LrSchedule {
   std::string type = "linear";  // constant | linear | cosine

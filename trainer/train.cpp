@@ -82,7 +82,7 @@ double evaluate(LlamaForCausalLM& model, const std::vector<Batch>& batches, cons
     const Batch& b = batches[i];
     LossResult l = causal_lm_loss(model->forward(b.input_ids.to(dev), b.position_ids.to(dev), fo), b.labels.to(dev));
     sum += l.sum.item<double>();
-    count += static_cast<double>(l.count);
+    count += static_cast<double>(l.count.item<int64_t>());
   }
   at::Tensor t = at::tensor({sum, count}, at::kDouble);
   if (dev.is_cuda()) t = t.to(dev);
@@ -197,28 +197,29 @@ TrainSummary train(const RunConfig& cfg, const nlohmann::json& resolved) {
       local_tokens += static_cast<double>(micro.back().valid_labels);
     }
     // The loss is the mean over every valid label of the global batch (all micro-batches, all ranks).
-    at::Tensor counts = at::tensor({local_tokens}, at::kDouble).to(dev);  // NCCL reduces device tensors only
-    dist.allreduce_sum(counts);
-    const double total_tokens = counts.item<double>();
-    double loss_sum = 0;
+    // Device tensors throughout the step (NCCL reduces device tensors only); the host reads once,
+    // for the log line, after the optimizer step.
+    at::Tensor total_tokens = at::tensor({local_tokens}, at::kFloat).to(dev);
+    dist.allreduce_sum(total_tokens);
+    at::Tensor loss_sum = at::zeros({1}, at::TensorOptions().dtype(at::kDouble).device(dev));
     for (size_t mi = 0; mi < micro.size(); ++mi) {
       const Batch& b = micro[mi];
       if (mi + 1 == micro.size()) reducer.arm();  // reduce during the last backward only
       at::Tensor logits = model->forward(b.input_ids.to(dev), b.position_ids.to(dev), fo);
       LossResult l = causal_lm_loss(logits, b.labels.to(dev));
-      (l.sum / total_tokens).backward();
-      loss_sum += l.sum.item<double>();
+      (l.sum / total_tokens[0]).backward();
+      loss_sum += l.sum.detach().to(at::kDouble);
     }
     reducer.finish();
     if (state.step == first_step && env.world > 1)
       log::info(cat("gradient all-reduce: ", reducer.buckets(), " buckets, ", reducer.launched_during_backward(),
                     " launched while backward was still running"));
-    const double gnorm = clip_grad_norm(params, cfg.optim.grad_clip);
+    at::Tensor grad_norm = clip_grad_norm(params, cfg.optim.grad_clip);
     opt.step(lr);
     opt.zero_grad();
-    at::Tensor ls = at::tensor({loss_sum}, at::kDouble).to(dev);
-    dist.allreduce_sum(ls);
-    const double loss = ls.item<double>() / total_tokens;
+    dist.allreduce_sum(loss_sum);
+    at::Tensor logged = at::cat({loss_sum / total_tokens.to(at::kDouble), grad_norm.to(at::kDouble).reshape({1})}).cpu();
+    const double loss = logged[0].item<double>(), gnorm = logged[1].item<double>();
     ++state.step;
     state.tokens_seen += static_cast<int64_t>(cfg.global_batch(env.world) * cfg.data.train_len);
     summary.last_loss = loss;
