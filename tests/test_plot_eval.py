@@ -83,6 +83,17 @@ def main():
         check("| base | 100.0% | 100.0% | 100.0% | 25.0% | 0.0% | 50.0% | 0.0% | 0.0% | 0.0% |" in md,
               "kv row for base not in summary.md")
 
+        # a null ppl is a skipped length ("docs": 0, drawn nowhere) or an overflow (drawn clipped)
+        rows = tuned["ppl"]["truncated"]["rows"]
+        tuned["ppl"]["truncated"]["rows"] = [rows[0], dict(rows[1], ppl=None),
+                                             dict(rows[2], docs=0, tokens=0, ppl=None)]
+        with open(os.path.join(tmp, "nulls.json"), "w") as f:
+            json.dump(tuned, f)
+        proc = run("--output", os.path.join(tmp, "out_nulls"), os.path.join(tmp, "nulls.json"))
+        check(proc.returncode == 0, f"null perplexities failed: {proc.stderr.strip()}")
+        with open(os.path.join(tmp, "out_nulls", "summary.md"), encoding="utf-8") as f:
+            check("| tuned | 12.25 | non-finite | — |" in f.read(), "null perplexities misreported")
+
         # a file with only one section draws only that picture
         only_kv = {k: v for k, v in tuned.items() if k not in ("ppl", "passkey")}
         with open(os.path.join(tmp, "kv.json"), "w") as f:

@@ -120,12 +120,12 @@ def ppl_section(res, proto):
 
 
 def ppl_rows(res, proto):
-    """(length, ppl) sorted by length; ppl None (how nlohmann writes NaN/inf) counts as non-finite."""
-    sec = ppl_section(res, proto)
-    if not sec:
-        return []
+    """(length, ppl) sorted by length. A null ppl is a skipped length when the row has no
+    documents ("docs": 0) and left out; otherwise it is an overflow (nlohmann writes NaN and
+    inf as null) and counts as non-finite."""
+    rows = ppl_section(res, proto).get("rows", [])
     return sorted((int(r["length"]), float("inf") if r["ppl"] is None else float(r["ppl"]))
-                  for r in sec["rows"])
+                  for r in rows if r["ppl"] is not None or r.get("docs") != 0)
 
 
 def plot_ppl(results, protos, out):
@@ -282,12 +282,15 @@ def table(header, rows):
 
 def summary(results, protos):
     md = ["# ropex eval summary\n",
+          "— = not measured (no document long enough, or no samples in the bin); "
+          "non-finite = the perplexity overflowed.\n",
           table(["model", "rope", "pre-trained", "max positions", "path"],
                 [[r["label"], str(r.get("rope", "")), opt(r.get("pretrained_len")),
                   opt(r.get("max_position_embeddings")), f"`{r.get('model', '')}`"] for r in results])]
     for proto in protos:
-        by_model = [(r, dict(ppl_rows(r, proto))) for r in results if ppl_rows(r, proto)]
-        lengths = sorted(union(d for _, d in by_model))
+        by_model = [(r, dict(ppl_rows(r, proto))) for r in results if ppl_section(r, proto).get("rows")]
+        lengths = sorted(union([int(row["length"]) for row in ppl_section(r, proto)["rows"]]
+                               for r, _ in by_model))
         agg = ", ".join(union([str((r.get("ppl") or {}).get("aggregation"))] for r, _ in by_model))
         md.append(f"## Perplexity ({proto}, aggregation: {agg})\n")
         md.append(table(["model"] + [str(L) for L in lengths],
