@@ -295,9 +295,19 @@ class Batcher {
 
   void flush() {
     for (const auto& ids : tokenize_batch(tok_, texts_, threads_, opt_.add_bos, opt_.add_eos)) {
-      writer_.add_document(ids);
-      lengths_.push_back(static_cast<int64_t>(ids.size()));
-      tokens_ += static_cast<int64_t>(ids.size());
+      const size_t piece = opt_.chunk_tokens > 0 ? static_cast<size_t>(opt_.chunk_tokens) : ids.size();
+      size_t begin = 0;
+      for (; begin + piece <= ids.size() && piece > 0; begin += piece) {
+        const size_t end = begin + piece;
+        writer_.add_document(std::vector<int32_t>(ids.begin() + static_cast<std::ptrdiff_t>(begin),
+                                                  ids.begin() + static_cast<std::ptrdiff_t>(end)));
+        lengths_.push_back(static_cast<int64_t>(end - begin));
+        tokens_ += static_cast<int64_t>(end - begin);
+      }
+      if (begin < ids.size()) {  // chunking: the piece shorter than chunk_tokens is dropped
+        chunk_dropped_ += static_cast<int64_t>(ids.size() - begin);
+        ++chunk_dropped_docs_;
+      }
     }
     texts_.clear();
     batch_bytes_ = 0;
@@ -306,6 +316,8 @@ class Batcher {
   const std::vector<int64_t>& lengths() const { return lengths_; }
   int64_t tokens() const { return tokens_; }
   int64_t empty() const { return empty_; }
+  int64_t chunk_dropped() const { return chunk_dropped_; }
+  int64_t chunk_dropped_docs() const { return chunk_dropped_docs_; }
 
  private:
   const Tokenizer& tok_;
@@ -315,7 +327,7 @@ class Batcher {
   std::vector<std::string> texts_;
   size_t batch_bytes_ = 0;
   std::vector<int64_t> lengths_;
-  int64_t tokens_ = 0, empty_ = 0;
+  int64_t tokens_ = 0, empty_ = 0, chunk_dropped_ = 0, chunk_dropped_docs_ = 0;
 };
 
 // ---- progress ----
@@ -402,7 +414,8 @@ json prepare_info(const PrepareOptions& o) {
           {"txt_split", o.txt_split == TxtSplit::file ? "file" : "blank_line"},
           {"on_error", o.on_error == OnError::skip ? "skip" : "fail"},
           {"add_bos", o.add_bos},
-          {"add_eos", o.add_eos}};
+          {"add_eos", o.add_eos},
+          {"chunk_tokens", o.chunk_tokens}};
 }
 
 int resolve_threads(int threads) {
@@ -476,6 +489,7 @@ json PrepareStats::to_json() const {
           {"tokens", tokens},
           {"skipped", skipped},
           {"empty", empty},
+          {"chunk_dropped_tokens", chunk_dropped_tokens},
           {"skipped_examples", skipped_examples},
           {"length", {{"min", min_len}, {"max", max_len}, {"mean", mean_len}, {"median", median_len}}},
           {"histogram", hist},
@@ -508,6 +522,7 @@ std::string PrepareStats::table() const {
 PrepareStats prepare_corpus(const PrepareOptions& o) {
   const uint64_t total_bytes = check_inputs(o.inputs);
   check_windows(o.windows);
+  if (o.chunk_tokens < 0) throw std::runtime_error(cat("prepare: chunk_tokens must be >= 0, got ", o.chunk_tokens));
   const int threads = resolve_threads(o.threads);
   if (o.output_dir.empty()) throw std::runtime_error("prepare: no output directory given");
   if (const int removed = remove_stale_partials(o.output_dir); removed > 0) {
@@ -535,6 +550,10 @@ PrepareStats prepare_corpus(const PrepareOptions& o) {
   stats.skipped = errors.count();
   stats.skipped_examples = errors.examples();
   stats.empty = batcher.empty();
+  stats.chunk_dropped_tokens = batcher.chunk_dropped();
+  if (batcher.chunk_dropped() > 0)
+    log::info(cat("chunk ", o.chunk_tokens, ": dropped the last ", with_commas(batcher.chunk_dropped()), " token(s) of ",
+                  batcher.chunk_dropped_docs(), " document(s), pieces shorter than a chunk"));
   if (stats.documents == 0) {
     throw std::runtime_error(cat("prepare: no documents in the inputs (", stats.skipped, " malformed records skipped, ",
                                  stats.empty, " empty documents); nothing written to ", in_quotes(o.output_dir)));

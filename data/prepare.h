@@ -18,7 +18,8 @@
 // add_bos, add_eos, on_error; never thread count or time, so reruns are byte-identical), and
 // "stats" (also written as stats.json).
 //
-// It does NOT train tokenizers, deduplicate, filter by quality, shuffle or pack documents.
+// It does NOT train tokenizers, deduplicate, filter by quality, shuffle or pack documents (long ones
+// can be cut into fixed-size pieces: chunk_tokens).
 #pragma once
 
 #include <cstdint>
@@ -46,6 +47,11 @@ struct PrepareOptions {
   bool add_eos = true;
   bool overwrite = false;            // replace an existing complete store at output_dir
   std::vector<int64_t> windows;      // extra window lengths to report (besides 512 ... 65536)
+  // > 0: cut every tokenized document (BOS/EOS included) into consecutive pieces of this many
+  // tokens, each stored as its own document; a final piece shorter than that is dropped (counted in
+  // the stats). Turns a few long texts
+  // into many training windows for the loader, which takes each document's first N tokens.
+  int64_t chunk_tokens = 0;
 };
 
 // The default windows reported: 512, 1024, ..., 65536.
@@ -56,6 +62,7 @@ struct PrepareStats {
   int64_t tokens = 0;
   int64_t skipped = 0;  // malformed records skipped (on_error = skip)
   int64_t empty = 0;    // documents with empty text, dropped
+  int64_t chunk_dropped_tokens = 0;  // chunking: tokens of final pieces shorter than a chunk
   std::vector<std::string> skipped_examples;  // the first 10 messages, "FILE:LINE: what"
   int64_t min_len = 0, max_len = 0;
   double mean_len = 0, median_len = 0;  // median of an even count: mean of the two middle values

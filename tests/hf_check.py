@@ -8,6 +8,14 @@
   hf_check.py score DIR TEXT MAX_TOKENS
       prints {"tokens", "nll", "ppl"} as transformers computes them for ropex's `score` protocol:
       the text's first MAX_TOKENS tokens with BOS, one window, mean next-token NLL.
+  hf_check.py ppl DIR DOCS_JSON LENGTHS STRIDE
+      perplexity by length as evaluation_protocols.md defines it, written independently of ropex:
+      DOCS_JSON is a list of token lists (no BOS); for each L in LENGTHS (comma-separated) the docs
+      with >= L-1 tokens, truncated (BOS + first L-1 tokens) and sliding (window L, stride STRIDE,
+      labels of already-scored tokens set to -100 as in transformers' perplexity guide); prints
+      {"truncated": [rows], "sliding": [rows]} with ppl (mean of window means) and token-weighted ppl.
+  hf_check.py greedy DIR IDS_JSON MAX_NEW
+      transformers' greedy generate() continuation of the prompt ids (BOS included), as a JSON list.
 """
 import json
 import logging
@@ -98,5 +106,66 @@ def rope(argv):
     print(json.dumps({"inv_freq": inv.float().tolist(), "attention_factor": float(att)}))
 
 
+def ppl(argv):
+    path, docs_path, lengths, stride = argv[0], argv[1], [int(x) for x in argv[2].split(",")], int(argv[3])
+    with open(docs_path) as f:
+        docs = json.load(f)
+    model = LlamaForCausalLM.from_pretrained(path, torch_dtype=torch.float32, attn_implementation="eager")
+    bos = model.config.bos_token_id
+
+    def window(tokens, n_scored):
+        """Sum of NLL over the last n_scored predicted tokens of [BOS] + tokens."""
+        ids = torch.tensor([[bos] + tokens])
+        labels = ids.clone()
+        labels[:, : ids.shape[1] - n_scored] = -100
+        with torch.no_grad():
+            logits = model(input_ids=ids, use_cache=False).logits.double()
+        lp = torch.log_softmax(logits[0, :-1], -1)
+        tgt = labels[0, 1:]
+        keep = tgt != -100
+        return -lp[keep].gather(1, tgt[keep].unsqueeze(1)).sum().item(), int(keep.sum())
+
+    def rows(protocol):
+        out = []
+        for L in lengths:
+            chosen = [d for d in docs if len(d) >= L - 1]
+            wins = []
+            for d in chosen:
+                if protocol == "truncated":
+                    wins.append(window(d[: L - 1], L - 1))
+                    continue
+                prev_end = 0
+                for begin in range(0, len(d), stride):
+                    end = min(begin + L - 1, len(d))
+                    if end > prev_end:
+                        wins.append(window(d[begin:end], end - max(prev_end, begin)))
+                    prev_end = end
+                    if end == len(d):
+                        break
+            wins = [w for w in wins if w[1] > 0]
+            nll = sum(w[0] for w in wins)
+            tokens = sum(w[1] for w in wins)
+            mean_of_means = sum(w[0] / w[1] for w in wins) / len(wins)
+            out.append({"length": L, "docs": len(chosen), "windows": len(wins), "tokens": tokens,
+                        "ppl": math.exp(mean_of_means), "ppl_token_weighted": math.exp(nll / tokens)})
+        return out
+
+    print(json.dumps({"truncated": rows("truncated"), "sliding": rows("sliding")}))
+
+
+def greedy(argv):
+    path, ids, max_new = argv[0], json.loads(argv[1]), int(argv[2])
+    model = LlamaForCausalLM.from_pretrained(path, torch_dtype=torch.float32, attn_implementation="eager")
+    with torch.no_grad():
+        out = model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                             do_sample=False, max_new_tokens=max_new, eos_token_id=model.config.eos_token_id,
+                             pad_token_id=model.config.eos_token_id)
+    new = out[0, len(ids):].tolist()
+    eos = model.config.eos_token_id
+    if eos in new:
+        new = new[: new.index(eos)]
+    print(json.dumps(new))
+
+
 if __name__ == "__main__":
-    {"export": check_export, "score": score, "rope": rope}[sys.argv[1]](sys.argv[2:])
+    {"export": check_export, "score": score, "rope": rope, "ppl": ppl, "greedy": greedy}[sys.argv[1]](sys.argv[2:])

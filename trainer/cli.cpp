@@ -122,4 +122,29 @@ std::string ArgParser::help() const {
   return os.str();
 }
 
+std::vector<int64_t> parse_positive_list(const std::string& text, const std::string& what) {
+  std::vector<int64_t> out;
+  for (const std::string& item : split_list(text, what)) {
+    int64_t v = 0;
+    const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
+    if (ec != std::errc() || end != item.data() + item.size() || v <= 0)
+      throw UsageError(what + " expects positive integers separated by commas, got '" + text + "'");
+    out.push_back(v);
+  }
+  return out;
+}
+
+std::vector<std::string> split_list(const std::string& text, const std::string& what) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (true) {
+    const size_t comma = text.find(',', start);
+    out.push_back(text.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (out.back().empty()) throw UsageError(what + ": empty item in '" + text + "'");
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
 }  // namespace ropex

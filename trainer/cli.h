@@ -54,5 +54,10 @@ class ArgParser {
   std::map<std::string, bool> flags_;
 };
 
+// "4096,32768" -> {4096, 32768}: positive integers separated by commas; anything else is a
+// UsageError naming `what` (e.g. "prepare: --windows") and the text.
+std::vector<int64_t> parse_positive_list(const std::string& text, const std::string& what);
+// "a,b,c" -> {"a", "b", "c"} (empty items are a UsageError naming `what`).
+std::vector<std::string> split_list(const std::string& text, const std::string& what);
 
 }  // namespace ropex

@@ -1,7 +1,6 @@
 // ropex prepare: tokenizes .jsonl/.txt files into a token store for training (data/prepare.h)
 // and prints the corpus statistics table on stdout. Only the command line lives here.
 // int cmd_prepare(const Args&) is declared in trainer/commands.h.
-#include <charconv>
 #include <iostream>
 #include <sstream>
 
@@ -11,21 +10,6 @@
 
 namespace ropex {
 namespace {
-
-// "4096,32768" -> {4096, 32768}; every item a positive integer.
-std::vector<int64_t> parse_windows(const std::string& text) {
-  std::vector<int64_t> windows;
-  std::stringstream items(text);
-  for (std::string item; std::getline(items, item, ',');) {
-    int64_t w = 0;
-    const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), w);
-    if (ec != std::errc() || end != item.data() + item.size() || w <= 0) {
-      throw UsageError("prepare: --windows expects positive integers separated by commas, got '" + text + "'");
-    }
-    windows.push_back(w);
-  }
-  return windows;
-}
 
 // Turns a parse_* error on an option's value into a usage error.
 template <class Parse>
@@ -51,7 +35,9 @@ PrepareOptions options_from(const ArgParser& args) {
   o.add_bos = !args.flag_set("no-bos");
   o.add_eos = !args.flag_set("no-eos");
   o.overwrite = args.flag_set("overwrite");
-  if (args.has("windows")) o.windows = parse_windows(args.get("windows"));
+  if (args.has("windows")) o.windows = parse_positive_list(args.get("windows"), "prepare: --windows");
+  o.chunk_tokens = args.get_int("chunk");
+  if (o.chunk_tokens < 0) throw UsageError("prepare: --chunk must be >= 0 (0 = keep documents whole), got " + args.get("chunk"));
   return o;
 }
 
@@ -73,7 +59,8 @@ int cmd_prepare(const std::vector<std::string>& argv) {
       .flag("no-eos", "do not append EOS to each document")
       .option("txt-split", "file|blank_line", ".txt: one document per file, or split at blank lines", "file")
       .flag("overwrite", "replace an existing token store at DIR")
-      .option("windows", "N,N,...", "extra window lengths to report (besides 512 ... 65536)");
+      .option("windows", "N,N,...", "extra window lengths to report (besides 512 ... 65536)")
+      .option("chunk", "N", "cut each tokenized document into pieces of N tokens, one document each; a shorter last piece is dropped (0 = whole documents)", "0");
   args.parse(argv);
   const PrepareStats stats = prepare_corpus(options_from(args));
   std::cout << stats.table() << std::flush;

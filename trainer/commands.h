@@ -15,4 +15,6 @@ int cmd_export(const Args& args);
 int cmd_config_docs(const Args& args);
 int cmd_train_tokenizer(const Args& args);
 int cmd_new_model(const Args& args);
+int cmd_eval(const Args& args);        // perplexity by length, passkey, kv retrieval
+int cmd_make_tasks(const Args& args);  // retrieval examples as training documents
 }  // namespace ropex

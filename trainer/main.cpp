@@ -26,6 +26,8 @@ const std::map<std::string, Command>& commands() {
       {"config-docs", {ropex::cmd_config_docs, "print every run-config key with its default (markdown)"}},
       {"train-tokenizer", {ropex::cmd_train_tokenizer, "train a SentencePiece tokenizer (Llama conventions)"}},
       {"new-model", {ropex::cmd_new_model, "write a randomly initialised Llama as an HF directory"}},
+      {"eval", {ropex::cmd_eval, "perplexity by length, passkey and key-value retrieval, with tables and pictures"}},
+      {"make-tasks", {ropex::cmd_make_tasks, "write passkey / key-value retrieval examples as training documents"}},
       {"score", {ropex::cmd_score, "mean next-token NLL and perplexity of a text under a model"}},
       {"inspect", {ropex::cmd_inspect, "show a model (inspect model), its rope frequencies (inspect rope) "
                                        "or a position sampler's plans (inspect positions)"}},

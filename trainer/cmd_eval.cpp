@@ -1,0 +1,189 @@
+// ropex eval: perplexity by length, passkey and key-value retrieval (trainer/eval.h) -> results.json,
+// results.md and pictures (trainer/plot_eval.py, matplotlib) in the output directory.
+// ropex make-tasks: retrieval examples as training documents (.jsonl) for `ropex prepare`.
+#include "data/tasks.h"
+#include "models/llama.h"
+#include "trainer/cli.h"
+#include "trainer/commands.h"
+#include "trainer/device.h"
+#include "trainer/eval.h"
+#include "trainer/log.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#ifndef ROPEX_SOURCE_DIR
+#define ROPEX_SOURCE_DIR ""
+#endif
+
+namespace ropex {
+namespace fs = std::filesystem;
+namespace {
+
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+// The Python that draws: --plot-python, $ROPEX_PYTHON, the source tree's .venv, python3.
+std::string plot_python(const ArgParser& args) {
+  if (args.has("plot-python")) return args.get("plot-python");
+  if (const char* env = std::getenv("ROPEX_PYTHON"); env && *env) return env;
+  const fs::path venv = fs::path(ROPEX_SOURCE_DIR) / ".venv" / "bin" / "python";
+  if (!std::string(ROPEX_SOURCE_DIR).empty() && fs::exists(venv)) return venv.string();
+  return "python3";
+}
+
+void write_file(const fs::path& path, const std::string& text) {
+  const fs::path tmp = path.string() + ".partial";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    if (!out.flush()) throw std::runtime_error(tmp.string() + ": cannot write");
+  }
+  fs::rename(tmp, path);
+}
+
+}  // namespace
+
+int cmd_eval(const Args& argv) {
+  ArgParser args("eval",
+                 "Evaluates a Hugging Face Llama directory: perplexity by length (truncated and sliding-window\n"
+                 "protocols), passkey retrieval on a length x depth grid, key-value retrieval by position of the\n"
+                 "asked key (../shared/spec/evaluation_protocols.md). Writes results.json, results.md and\n"
+                 "pictures (ppl_vs_length.png, passkey_heatmap.png, kv_by_position.png) to --output. Launched\n"
+                 "with several ranks (torchrun, srun, ./run.sh --nproc), prompts and windows are shared out.");
+  args.option("model", "DIR", "Hugging Face Llama directory (config.json, safetensors, tokenizer.model)")
+      .option("tasks", "LIST", "comma-separated: ppl, passkey, kv", "ppl,passkey,kv")
+      .option("lengths", "N,N,...", "context lengths in tokens (default: doubling from half the pre-trained window "
+                                    "to max(max_position_embeddings, 4x the pre-trained window))")
+      .option("depths", "N", "passkey depths / kv positions, evenly spaced from 0% to 100%", "10")
+      .option("samples", "N", "prompts per (length, depth) cell", "5")
+      .option("data", "STORE", "ppl: token store (`ropex prepare`) of held-out text; documents taken in order")
+      .option("docs", "N", "ppl: documents per length (the first ones long enough)", "10")
+      .option("protocols", "LIST", "ppl: truncated, sliding or both", "truncated,sliding")
+      .option("stride", "N", "ppl sliding-window stride (0 = min(256, L/2))", "0")
+      .option("kv-ids", "uuid|hex:N|digits:N", "kv: form of keys and values", "uuid")
+      .option("seed", "N", "seed of the prompts (keys, ids)", "0")
+      .option("output", "DIR", "where results go (default: MODEL/eval)")
+      .option("label", "NAME", "the model's name in tables and legends (default: the directory's name)")
+      .option("tokenizer", "FILE", "SentencePiece model (default: MODEL/tokenizer.model)")
+      .option("pretrained-len", "N", "the pre-trained window to mark (default: from config.json)")
+      .option("device", "cpu|cuda|cuda:N", "where to run (cuda under a distributed launch: cuda:LOCAL_RANK)", "cpu")
+      .option("dtype", "float32|bfloat16|float16", "compute dtype", "float32")
+      .option("attention", "sdpa|reference", "attention implementation", "sdpa")
+      .option("plot-python", "PYTHON", "Python with matplotlib (default: $ROPEX_PYTHON, the source tree's .venv, python3)")
+      .flag("no-plot", "write results.json and results.md only");
+  args.parse(argv);
+
+  EvalOptions o;
+  o.model_dir = args.get("model");
+  o.tasks = split_list(args.get("tasks"), "eval: --tasks");
+  for (const auto& t : o.tasks) {
+    if (t != "ppl" && t != "passkey" && t != "kv")
+      throw UsageError("eval: --tasks: unknown task '" + t + "' (did you mean '" + nearest(t, {"ppl", "passkey", "kv"}) + "'?)");
+  }
+  if (args.has("lengths")) o.lengths = parse_positive_list(args.get("lengths"), "eval: --lengths");
+  o.depths = args.get_int("depths");
+  o.samples = args.get_int("samples");
+  o.docs = args.get_int("docs");
+  o.stride = args.get_int("stride");
+  if (o.depths < 1 || o.samples < 1 || o.docs < 1 || o.stride < 0)
+    throw UsageError("eval: --depths, --samples and --docs must be >= 1 and --stride >= 0");
+  if (args.has("data")) o.data = args.get("data");
+  o.protocols = split_list(args.get("protocols"), "eval: --protocols");
+  for (const auto& p : o.protocols) {
+    if (p != "truncated" && p != "sliding") throw UsageError("eval: --protocols: unknown protocol '" + p + "' (expected truncated or sliding)");
+  }
+  try {
+    o.kv_ids = parse_kv_id_format(args.get("kv-ids"));
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(std::string("eval: --kv-ids: ") + e.what());
+  }
+  o.seed = static_cast<uint64_t>(args.get_int("seed"));
+  if (args.has("label")) o.label = args.get("label");
+  if (args.has("tokenizer")) o.tokenizer_path = args.get("tokenizer");
+  if (args.has("pretrained-len")) o.pretrained_len = args.get_int("pretrained-len");
+  o.dtype = parse_dtype_name(args.get("dtype"));
+  o.attention = parse_attention_backend(args.get("attention"));
+  const fs::path out_dir = args.has("output") ? fs::path(args.get("output")) : fs::path(o.model_dir) / "eval";
+
+  const DistEnv env = read_dist_env();
+  std::string device = args.get("device");
+  if (device == "cuda" && env.world > 1) device = "cuda:" + std::to_string(env.local_rank);
+  o.device = parse_device(device);
+  Distributed dist(env, o.device.is_cuda() ? "nccl" : "gloo", std::chrono::seconds(1800));
+
+  const nlohmann::json results = run_eval(o, dist);
+  if (!dist.is_main()) return 0;
+  fs::create_directories(out_dir);
+  write_file(out_dir / "results.json", results.dump(2) + "\n");
+  write_file(out_dir / "results.md", "# ropex eval\n\n" + eval_markdown(results));
+  std::cout << eval_markdown(results);
+  log::info("wrote " + (out_dir / "results.json").string() + " and results.md");
+  if (!args.flag_set("no-plot")) {
+    const fs::path script = fs::path(ROPEX_SOURCE_DIR) / "trainer" / "plot_eval.py";
+    const std::string cmd = shell_quote(plot_python(args)) + " " + shell_quote(script.string()) + " --output " +
+                            shell_quote(out_dir.string()) + " " + shell_quote((out_dir / "results.json").string());
+    if (!fs::exists(script) || std::system((cmd + " >&2").c_str()) != 0) {
+      log::warn("pictures not drawn (needs Python with matplotlib and " + script.string() + "); the results are in " +
+                out_dir.string() + "; draw them with: " + cmd);
+      return 3;
+    }
+  }
+  return 0;
+}
+
+int cmd_make_tasks(const Args& argv) {
+  ArgParser args("make-tasks",
+                 "Writes retrieval examples as training documents (.jsonl, field \"text\") for `ropex prepare`:\n"
+                 "each is a passkey or key-value prompt that fits in --length tokens with its answer, followed by\n"
+                 "filler so the document is longer than --length (a loader taking the first N tokens sees the\n"
+                 "whole example). Depths / asked positions are uniform in [0, 1].");
+  args.option("tokenizer", "FILE", "SentencePiece model the lengths are counted with")
+      .option("task", "passkey|kv", "which task")
+      .option("length", "N", "tokens per example, BOS included (the training window)")
+      .option("count", "N", "number of examples")
+      .option("seed", "N", "seed", "0")
+      .option("kv-ids", "uuid|hex:N|digits:N", "kv: form of keys and values", "uuid")
+      .option("output", "FILE", ".jsonl file to write");
+  args.parse(argv);
+  const Tokenizer tok = Tokenizer::load(args.get("tokenizer"));
+  const std::string task = args.get("task");
+  if (task != "passkey" && task != "kv") throw UsageError("make-tasks: --task must be passkey or kv, got '" + task + "'");
+  const int64_t length = args.get_int("length"), count = args.get_int("count");
+  if (length < 16 || count < 1) throw UsageError("make-tasks: --length must be >= 16 and --count >= 1");
+  KvIdFormat ids;
+  try {
+    ids = parse_kv_id_format(args.get("kv-ids"));
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(std::string("make-tasks: --kv-ids: ") + e.what());
+  }
+  Rng rng(static_cast<uint64_t>(args.get_int("seed")));
+  const fs::path out_path = args.get("output");
+  if (out_path.has_parent_path()) fs::create_directories(out_path.parent_path());
+  std::string out;
+  auto tokens = [&](const std::string& s) { return static_cast<int64_t>(tok.encode(s, true, false).size()); };
+  for (int64_t i = 0; i < count; ++i) {
+    const double depth = rng.uniform();
+    std::string text;
+    for (int64_t reserve = 8;; reserve += 8) {  // room for the answer after the prompt
+      if (reserve >= length) throw std::runtime_error(cat("make-tasks: no ", task, " example fits in ", length, " tokens"));
+      const TaskPrompt p = task == "passkey" ? passkey_prompt(tok, length - reserve, depth, rng)
+                                             : kv_prompt(tok, length - reserve, depth, ids, rng);
+      text = p.prompt + (task == "passkey" ? " " + p.answer + "." : " \"" + p.answer + "\"");
+      if (tokens(text) <= length) break;
+    }
+    text += "\n";
+    while (tokens(text) <= length) text += passkey_filler();
+    out += nlohmann::json{{"text", text}}.dump() + "\n";
+  }
+  write_file(out_path, out);
+  log::info(cat("wrote ", count, " ", task, " examples of ", length, " tokens to ", out_path.string()));
+  return 0;
+}
+
+}  // namespace ropex
