@@ -180,6 +180,28 @@ TaskPrompt kv_prompt(const Tokenizer& tok, int64_t length, double position, cons
   return p;
 }
 
+TaskPrompt copy_prompt(const Tokenizer& tok, int64_t length, Rng& rng) {
+  std::vector<std::string> groups;
+  auto text = [&](int64_t n) {
+    std::string x;
+    for (int64_t i = 0; i < n; ++i) x += (i ? " " : "") + groups[static_cast<size_t>(i)];
+    return x;
+  };
+  auto fits = [&](int64_t n) {
+    while (static_cast<int64_t>(groups.size()) < n) groups.push_back(random_id({KvIdFormat::hex, 4}, rng));
+    const std::string x = text(n);
+    return count_tokens(tok, "Copy: " + x + "\nAgain: " + x) < length;
+  };
+  const int64_t n = largest_fitting(fits, "copy: no room");
+  if (n == 0) throw std::runtime_error("copy: not even one group fits in " + std::to_string(length) + " tokens");
+  TaskPrompt p;
+  p.answer = text(n);
+  p.prompt = "Copy: " + p.answer + "\nAgain:";
+  p.prompt_tokens = count_tokens(tok, p.prompt);
+  p.pairs = n;
+  return p;
+}
+
 bool kv_correct(const std::string& continuation, const std::string& answer) {
   size_t i = continuation.find_first_not_of(" \t\n\"'");
   return i != std::string::npos && continuation.compare(i, answer.size(), answer) == 0;

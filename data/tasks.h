@@ -49,6 +49,13 @@ TaskPrompt kv_prompt(const Tokenizer& tok, int64_t length, double position, cons
 // True when the continuation, after leading spaces and quotes, starts with the answer.
 bool kv_correct(const std::string& continuation, const std::string& answer);
 
+// Copy (training only: dense signal for the attention that retrieval needs): "Copy: X\nAgain:" with
+// X a run of random 4-character hex groups, as many as fit so that prompt + " X" stays below
+// `length` tokens; the answer is X. Models pre-trained from scratch learn to attend back to earlier
+// tokens from this far sooner than from passkey examples alone, whose few answer tokens carry
+// little gradient.
+TaskPrompt copy_prompt(const Tokenizer& tok, int64_t length, Rng& rng);
+
 // The passkey filler sentence and the text used after a training example's answer.
 const std::string& passkey_filler();
 

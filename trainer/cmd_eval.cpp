@@ -144,7 +144,7 @@ int cmd_make_tasks(const Args& argv) {
                  "filler so the document is longer than --length (a loader taking the first N tokens sees the\n"
                  "whole example). Depths / asked positions are uniform in [0, 1].");
   args.option("tokenizer", "FILE", "SentencePiece model the lengths are counted with")
-      .option("task", "passkey|kv", "which task")
+      .option("task", "passkey|kv|copy", "which task (copy: a run of random ids repeated, for pre-training from scratch)")
       .option("length", "N", "tokens per example, BOS included (the training window)")
       .option("count", "N", "number of examples")
       .option("seed", "N", "seed", "0")
@@ -153,7 +153,8 @@ int cmd_make_tasks(const Args& argv) {
   args.parse(argv);
   const Tokenizer tok = Tokenizer::load(args.get("tokenizer"));
   const std::string task = args.get("task");
-  if (task != "passkey" && task != "kv") throw UsageError("make-tasks: --task must be passkey or kv, got '" + task + "'");
+  if (task != "passkey" && task != "kv" && task != "copy")
+    throw UsageError("make-tasks: --task must be passkey, kv or copy, got '" + task + "'");
   const int64_t length = args.get_int("length"), count = args.get_int("count");
   if (length < 16 || count < 1) throw UsageError("make-tasks: --length must be >= 16 and --count >= 1");
   KvIdFormat ids;
@@ -173,8 +174,9 @@ int cmd_make_tasks(const Args& argv) {
     for (int64_t reserve = 8;; reserve += 8) {  // room for the answer after the prompt
       if (reserve >= length) throw std::runtime_error(cat("make-tasks: no ", task, " example fits in ", length, " tokens"));
       const TaskPrompt p = task == "passkey" ? passkey_prompt(tok, length - reserve, depth, rng)
-                                             : kv_prompt(tok, length - reserve, depth, ids, rng);
-      text = p.prompt + (task == "passkey" ? " " + p.answer + "." : " \"" + p.answer + "\"");
+                           : task == "kv"    ? kv_prompt(tok, length - reserve, depth, ids, rng)
+                                             : copy_prompt(tok, length - reserve, rng);
+      text = p.prompt + (task == "passkey" ? " " + p.answer + "." : task == "kv" ? " \"" + p.answer + "\"" : " " + p.answer);
       if (tokens(text) <= length) break;
     }
     text += "\n";

@@ -1,0 +1,218 @@
+// ropex bench: times ropex's training step (the step trainer/train.cpp runs: forward, token-mean
+// causal LM loss, backward, global-norm clipping, AdamW with float32 masters, zero_grad) on random
+// data for a model shape, and prints the fields bench/baseline_hf.py prints for transformers, so
+// bench/compare.py can put them side by side: tokens/s, step time and its breakdown, peak GPU
+// memory, model FLOPs per token and MFU (formula in bench/FLOPS.md).
+#include "models/llama.h"
+#include "trainer/cli.h"
+#include "trainer/commands.h"
+#include "trainer/device.h"
+#include "trainer/log.h"
+#include "trainer/optim.h"
+
+#include <ATen/ops/randint.h>
+#include <c10/core/GradMode.h>
+#include <torch/cuda.h>
+
+#if __has_include(<c10/cuda/CUDACachingAllocator.h>) && __has_include(<cuda_runtime_api.h>)
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDACachingAllocator.h>
+#define ROPEX_BENCH_CUDA 1
+#endif
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <map>
+
+namespace ropex {
+namespace {
+
+LlamaConfig shape_config(const std::string& shape) {
+  LlamaConfig c;
+  c.rms_norm_eps = 1e-5;
+  c.max_position_embeddings = 4096;
+  c.tie_word_embeddings = false;
+  if (shape == "debug") {  // configs/debug_tiny.json's model
+    c.vocab_size = 500, c.hidden_size = 64, c.intermediate_size = 128, c.num_hidden_layers = 2;
+    c.num_attention_heads = 4, c.num_key_value_heads = 2;
+  } else if (shape == "tinyllama-1.1b") {
+    c.vocab_size = 32000, c.hidden_size = 2048, c.intermediate_size = 5632, c.num_hidden_layers = 22;
+    c.num_attention_heads = 32, c.num_key_value_heads = 4;
+  } else if (shape == "llama2-7b") {
+    c.vocab_size = 32000, c.hidden_size = 4096, c.intermediate_size = 11008, c.num_hidden_layers = 32;
+    c.num_attention_heads = 32, c.num_key_value_heads = 32;
+  } else {
+    throw UsageError("bench: --shape must be debug, tinyllama-1.1b or llama2-7b (or give --config), got '" + shape + "'");
+  }
+  return c;
+}
+
+// Parameters inside matmuls (every linear, lm_head included; the embedding lookup is not a matmul).
+int64_t matmul_params(const LlamaConfig& c) {
+  const int64_t d = c.hidden_size, hd = c.resolved_head_dim();
+  const int64_t attn = d * c.num_attention_heads * hd * 2 + d * c.num_key_value_heads * hd * 2;
+  const int64_t mlp = 3 * d * c.intermediate_size;
+  return c.num_hidden_layers * (attn + mlp) + c.vocab_size * d;
+}
+
+double peak_tflops(const std::string& gpu, at::ScalarType dtype) {
+  if (dtype != at::kBFloat16) return 0;
+  if (gpu.find("H100 PCIe") != std::string::npos) return 756;
+  if (gpu.find("H100") != std::string::npos || gpu.find("H200") != std::string::npos) return 989;
+  return 0;
+}
+
+void sync(const at::Device& dev) {
+  if (dev.is_cuda()) torch::cuda::synchronize(dev.index());
+}
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+}  // namespace
+
+int cmd_bench(const Args& argv) {
+  ArgParser args("bench",
+                 "Times ropex's training step on random tokens (forward, loss, backward, clipping, AdamW with\n"
+                 "float32 masters) and prints tokens/s, step time with a forward/backward/optimizer breakdown,\n"
+                 "peak GPU memory and MFU; --json prints one line in bench/baseline_hf.py's format.");
+  args.option("shape", "NAME", "debug | tinyllama-1.1b | llama2-7b", "debug")
+      .option("config", "FILE", "a config.json to use instead of --shape")
+      .option("layers", "N", "keep only the first N decoder layers (0 = all)", "0")
+      .option("seq", "N", "sequence length", "4096")
+      .option("batch", "N", "sequences per step", "1")
+      .option("dtype", "bfloat16|float32", "compute dtype (bf16: float32 master weights in the optimizer)", "bfloat16")
+      .option("device", "cpu|cuda", "where to run", "cuda")
+      .option("attention", "sdpa|reference", "attention implementation", "sdpa")
+      .option("warmup", "N", "untimed steps first", "3")
+      .option("steps", "N", "timed steps", "10")
+      .option("breakdown-steps", "N", "extra steps timed phase by phase (synchronising between phases)", "3")
+      .option("peak-tflops", "X", "peak dense TFLOP/s for MFU (default: H100/H200 bf16 989, H100 PCIe 756)")
+      .option("out", "FILE", "append the JSON line to FILE")
+      .flag("ckpt", "activation checkpointing")
+      .flag("json", "print one JSON line");
+  args.parse(argv);
+  LlamaConfig cfg = args.has("config") ? load_config(args.get("config")) : shape_config(args.get("shape"));
+  if (const int64_t l = args.get_int("layers"); l > 0) cfg.num_hidden_layers = std::min(cfg.num_hidden_layers, l);
+  const int64_t T = args.get_int("seq"), B = args.get_int("batch");
+  const int64_t warmup = args.get_int("warmup"), steps = args.get_int("steps"), bsteps = args.get_int("breakdown-steps");
+  if (T < 2 || B < 1 || steps < 1 || warmup < 0 || bsteps < 0)
+    throw UsageError("bench: --seq must be >= 2, --batch and --steps >= 1, --warmup and --breakdown-steps >= 0");
+  cfg.max_position_embeddings = std::max(cfg.max_position_embeddings, T);
+  const at::Device dev = parse_device(args.get("device"));
+  const at::ScalarType dtype = parse_dtype_name(args.get("dtype"));
+  const bool ckpt = args.flag_set("ckpt");
+
+  nlohmann::json res = {{"impl", "ropex"}, {"shape", args.has("config") ? args.get("config") : args.get("shape")},
+                        {"seq", T}, {"batch", B}, {"dtype", dtype_name(dtype)}, {"device", dev.is_cuda() ? "cuda" : "cpu"},
+                        {"ckpt", ckpt}, {"steps", steps}, {"optimizer", "ropex AdamW, float32 masters and moments"},
+                        {"torch", TORCH_VERSION}, {"tokens_per_step", B * T}};
+  std::string gpu;
+#ifdef ROPEX_BENCH_CUDA
+  if (dev.is_cuda()) gpu = at::cuda::getDeviceProperties(dev.index() < 0 ? 0 : dev.index())->name;
+#endif
+  res["gpu"] = gpu.empty() ? nlohmann::json(nullptr) : nlohmann::json(gpu);
+  try {
+    LlamaForCausalLM model(cfg);
+    model->init_weights(0);
+    model->to(dev, at::kFloat);
+    model->train();
+    std::vector<at::Tensor> params;
+    std::vector<std::pair<std::string, at::Tensor>> named;
+    int64_t n_params = 0;
+    for (auto& p : model->named_parameters()) {
+      params.push_back(p.value());
+      named.emplace_back(p.key(), p.value());
+      n_params += p.value().numel();
+    }
+    AdamW opt(named, {.lr = 1e-5, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.0});
+    model->to(dtype);
+    res["params"] = n_params;
+    ForwardOptions fo;
+    fo.attention = parse_attention_backend(args.get("attention"));
+    fo.activation_checkpointing = ckpt;
+    const auto lopt = at::TensorOptions().dtype(at::kLong).device(dev);
+    at::Tensor ids = at::randint(0, cfg.vocab_size, {B, T}, lopt);
+    at::Tensor pos = at::arange(T, lopt).unsqueeze(0).expand({B, T});
+#ifdef ROPEX_BENCH_CUDA
+    if (dev.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(dev.index() < 0 ? 0 : dev.index());
+#endif
+    at::Tensor last_loss;
+    auto step = [&](double* f, double* b, double* o) {
+      double t = f ? (sync(dev), now_s()) : 0;
+      LossResult l = causal_lm_loss(model->forward(ids, pos, fo), ids);
+      if (f) { sync(dev); *f += now_s() - t; t = now_s(); }
+      l.mean.backward();
+      if (b) { sync(dev); *b += now_s() - t; t = now_s(); }
+      clip_grad_norm(params, 1.0);
+      opt.step(1e-5);
+      opt.zero_grad();
+      if (o) { sync(dev); *o += now_s() - t; }
+      last_loss = l.mean.detach();
+    };
+    const double t_first = now_s();
+    for (int64_t i = 0; i < warmup; ++i) step(nullptr, nullptr, nullptr);
+    sync(dev);
+    res["first_steps_s"] = now_s() - t_first;
+    std::vector<double> times;
+    for (int64_t i = 0; i < steps; ++i) {  // each step timed to the device's end (one sync per step)
+      const double t = now_s();
+      step(nullptr, nullptr, nullptr);
+      sync(dev);
+      times.push_back(now_s() - t);
+    }
+    double f = 0, b = 0, o = 0;
+    for (int64_t i = 0; i < bsteps; ++i) step(&f, &b, &o);
+    std::vector<double> sorted = times;
+    std::sort(sorted.begin(), sorted.end());
+    double total = 0;
+    for (double t : times) total += t;
+    const double step_s = total / static_cast<double>(steps);
+    const double fpt = 6.0 * static_cast<double>(matmul_params(cfg)) +
+                       6.0 * static_cast<double>(cfg.num_hidden_layers * T * cfg.num_attention_heads * cfg.resolved_head_dim());
+    const double tok_s = static_cast<double>(B * T) / step_s;
+    double peak = args.has("peak-tflops") ? std::stod(args.get("peak-tflops")) : peak_tflops(gpu, dtype);
+    res["tokens_per_s"] = tok_s;
+    res["step_ms"] = 1e3 * step_s;
+    res["step_ms_median"] = 1e3 * sorted[sorted.size() / 2];
+    res["step_ms_min"] = 1e3 * sorted.front();
+    res["step_ms_max"] = 1e3 * sorted.back();
+    if (bsteps > 0) {
+      res["fwd_ms"] = 1e3 * f / static_cast<double>(bsteps);
+      res["bwd_ms"] = 1e3 * b / static_cast<double>(bsteps);
+      res["opt_ms"] = 1e3 * o / static_cast<double>(bsteps);
+    }
+    res["flops_per_token"] = fpt;
+    res["tflops"] = tok_s * fpt / 1e12;
+    res["peak_tflops"] = peak > 0 ? nlohmann::json(peak) : nlohmann::json(nullptr);
+    res["mfu"] = peak > 0 ? nlohmann::json(tok_s * fpt / (peak * 1e12)) : nlohmann::json(nullptr);
+    res["loss"] = last_loss.item<double>();
+    res["peak_mem_gib"] = nullptr;
+#ifdef ROPEX_BENCH_CUDA
+    if (dev.is_cuda()) {
+      const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(dev.index() < 0 ? 0 : dev.index());
+      res["peak_mem_gib"] = static_cast<double>(stats.allocated_bytes[0].peak) / (1 << 30);
+    }
+#endif
+  } catch (const c10::OutOfMemoryError&) {
+    res["error"] = "out of memory";
+  }
+  const std::string line = res.dump();
+  if (args.has("out")) std::ofstream(args.get("out"), std::ios::app) << line << "\n";
+  if (args.flag_set("json")) {
+    std::cout << line << std::endl;
+  } else if (res.contains("error")) {
+    std::cout << "ropex bench: " << res["error"].get<std::string>() << "\n";
+  } else {
+    std::cout << "ropex " << res["shape"].get<std::string>() << " seq " << T << " batch " << B << " " << dtype_name(dtype)
+              << (ckpt ? " ckpt" : "") << ": " << static_cast<int64_t>(res["tokens_per_s"].get<double>()) << " tok/s, step "
+              << res["step_ms"].get<double>() << " ms (fwd " << res.value("fwd_ms", 0.0) << " / bwd " << res.value("bwd_ms", 0.0)
+              << " / opt " << res.value("opt_ms", 0.0) << ")"
+              << (res["mfu"].is_null() ? "" : ", MFU " + std::to_string(res["mfu"].get<double>()))
+              << (res["peak_mem_gib"].is_null() ? "" : ", peak " + std::to_string(res["peak_mem_gib"].get<double>()) + " GiB")
+              << "\n";
+  }
+  return res.contains("error") ? 1 : 0;
+}
+
+}  // namespace ropex
