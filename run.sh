@@ -3,13 +3,28 @@
 #   ./run.sh setup        install system packages (Debian) and the project venv (.venv)
 #   ./run.sh build        setup + configure + build build/ropex and the tests
 #   ./run.sh test         build + run the whole test suite through ctest
+#   ./run.sh configure    setup + configure only (CMake, no compiling)
+#   ./run.sh bundle-deps DIR
+#                         download the Debian packages the build needs besides torch (SentencePiece,
+#                         nlohmann/json, spdlog, fmt, gloo headers, GoogleTest) and unpack them into
+#                         DIR, listed in DIR/MANIFEST, for machines without a package registry
 #   ./run.sh train CONFIG [--nproc N] [--set key=value ...]
 #                         build, then train on N local ranks (default 1) without Python: each rank
 #                         gets RANK/WORLD_SIZE/LOCAL_RANK/MASTER_ADDR/MASTER_PORT; if one fails the
 #                         others are stopped and the exit code is the failing rank's
 #   ./run.sh debug-tiny   build a tiny model, tokenizer and token store from public text Debian ships
 #                         (/usr/share/common-licenses) under runs/debug_tiny and run configs/debug_tiny.json
-#   ./run.sh demo         (arrives with the evaluation work)
+#   ./run.sh bench [--device cpu|cuda] [--quick]
+#                         ropex's training step against transformers' (eager and torch.compile) on the
+#                         same machine, same shapes, one table of ratios (runs/bench/DATE/table.md);
+#                         GPU: debug, TinyLlama-1.1B and Llama-2-7B shapes at 4K (+16K/32K), bf16;
+#                         CPU: the debug shape and bench/shapes/small.json in float32
+#   ./run.sh demo         the whole story on a CPU in about 10 minutes (after build): tokenizer and
+#                         corpus from public text Debian ships, a tiny Llama pre-trained at a 256-token
+#                         window with passkey / key-value examples mixed in, extended 4x to 1024 with
+#                         CREAM (at the 256 window) and with PI (at 1024), evaluated (perplexity by
+#                         length, passkey, key-value by position), exported; ends with a table and
+#                         the pictures' paths. Re-running reuses what is done (runs/demo).
 #
 # Environment:
 #   Torch_DIR=/path/to/libtorch/share/cmake/Torch   build against an existing LibTorch instead of
@@ -17,12 +32,18 @@
 #                                                   by the reference tests)
 #   ROPEX_JOBS=N        parallel compile jobs (default: number of cores)
 #   ROPEX_SKIP_APT=1    do not touch system packages (they must already be installed)
+#   ROPEX_DEPS=DIR      build with the dependency bundle DIR (./run.sh bundle-deps) before the
+#                       system's packages; implies ROPEX_SKIP_APT=1
+#   ROPEX_PYTHON=PY     use this Python's torch (and transformers, for the tests) instead of .venv
+#   ROPEX_BUILD_DIR=DIR build folder (default: build)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+CALLER_PWD="$PWD"
 cd "$ROOT"
 VENV="$ROOT/.venv"
 BUILD="$ROOT/build"
+[[ -z "${ROPEX_BUILD_DIR:-}" ]] || BUILD="$(cd "$CALLER_PWD" && realpath -ms -- "$ROPEX_BUILD_DIR")"
 JOBS="${ROPEX_JOBS:-$(nproc)}"
 APT_PACKAGES=(build-essential cmake ninja-build pkg-config ccache git
               libsentencepiece-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libgtest-dev libgloo-dev
@@ -59,6 +80,7 @@ pick_python() {
 }
 
 setup_venv() {
+  [[ -n "${ROPEX_PYTHON:-}" ]] && return 0
   local stamp="$VENV/.ropex-requirements"
   if [[ -x "$VENV/bin/python" && -f "$stamp" ]] && cmp -s "$stamp" requirements.txt; then
     return 0
@@ -71,12 +93,119 @@ setup_venv() {
   cp requirements.txt "$stamp"
 }
 
-setup() { setup_apt; setup_venv; }
+setup() { use_bundle; use_python; setup_apt; setup_venv; }
+
+# ---- machines without a package registry: ./run.sh bundle-deps DIR, then ROPEX_DEPS=DIR ----
+# -dev packages whose shared libraries come along, and packages used for headers / static libraries.
+BUNDLE_WITH_LIBS=(libsentencepiece-dev libspdlog-dev libfmt-dev)
+BUNDLE_HEADERS=(nlohmann-json3-dev libgloo-dev libgtest-dev)
+BUNDLE_BASE=" libc6 libgcc-s1 libstdc++6 "   # every machine with a C++ compiler has these
+
+abspath() { (cd "$CALLER_PWD" && realpath -ms -- "$1"); }   # relative to where run.sh was called
+
+# Direct dependencies of a Debian package (first choice of each alternative, no virtual packages).
+apt_depends() {
+  apt-cache depends --no-recommends --no-suggests --no-conflicts --no-breaks --no-replaces --no-enhances "$1" |
+    awk '{ alt = pipe; pipe = ($1 ~ /^\|/) } $1 ~ /^\|?(Pre)?Depends:$/ && !alt && $2 !~ /^</ { sub(/:.*/, "", $2); print $2 }'
+}
+
+bundle_deps() {
+  local dir="${1:-}"
+  [[ -n "$dir" ]] || die "usage: ./run.sh bundle-deps DIR"
+  command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null ||
+    die "bundle-deps needs apt-get and dpkg-deb (Debian/Ubuntu) and the package registry"
+  dir="$(abspath "$dir")"
+  [[ ! -e "$dir" || -f "$dir/MANIFEST" || -z "$(ls -A "$dir")" ]] ||
+    die "$dir exists and is not a bundle (no MANIFEST): give a new or empty folder"
+  # The libraries the -dev packages link to, and theirs, except the C/C++ runtime.
+  local pkgs=("${BUNDLE_WITH_LIBS[@]}" "${BUNDLE_HEADERS[@]}") queue=("${BUNDLE_WITH_LIBS[@]}") p d
+  while ((${#queue[@]})); do
+    p="${queue[0]}"; queue=("${queue[@]:1}")
+    for d in $(apt_depends "$p"); do
+      [[ "$d" == lib* && "$d" != *-dev && "$BUNDLE_BASE" != *" $d "* && " ${pkgs[*]} " != *" $d "* ]] || continue
+      pkgs+=("$d"); queue+=("$d")
+    done
+  done
+  local tmp="$dir.partial"
+  rm -rf "$tmp" && mkdir -p "$tmp/debs"
+  log "downloading ${pkgs[*]}"
+  (cd "$tmp/debs" && apt-get download "${pkgs[@]}") >"$tmp/apt.log" 2>&1 ||
+    die "apt-get download failed (see $tmp/apt.log; as root, 'apt-get update' may be needed first)"
+  local deb pc link rel
+  for deb in "$tmp"/debs/*.deb; do dpkg-deb -x "$deb" "$tmp"; done
+  # Relocatable: pkg-config files name their own location instead of /usr, symbolic links are relative.
+  while IFS= read -r pc; do
+    rel="$(realpath -m --relative-to="$(dirname "$pc")" "$tmp/usr")"
+    sed -i -E -e "1i ropex_bundle_usr=\${pcfiledir}/$rel" -e 's#/usr(/|[[:space:]]|$)#${ropex_bundle_usr}\1#g' "$pc"
+    ! grep -q '/usr' "$pc" || die "$pc still names /usr after rewriting its paths"
+  done < <(find "$tmp/usr" -name '*.pc')
+  while IFS= read -r link; do
+    ln -sfn "$(realpath -m --relative-to="$(dirname "$link")" "$tmp$(readlink "$link")")" "$link"
+  done < <(find "$tmp" -type l -lname '/*')
+  find "$tmp" -xtype l -delete   # links into packages left out (libgloo.so: gloo is used for headers only)
+  local sos glibc="" glibcxx=""
+  mapfile -t sos < <(find "$tmp/usr/lib" -name '*.so*' -type f)
+  if ((${#sos[@]})); then
+    glibc="$(grep -ahoE 'GLIBC_[0-9]+(\.[0-9]+)+' "${sos[@]}" | sort -uV | tail -1)"
+    glibcxx="$(grep -ahoE 'GLIBCXX_[0-9]+(\.[0-9]+)+' "${sos[@]}" | sort -uV | tail -1)"
+  fi
+  {
+    echo "# ropex dependency bundle (./run.sh bundle-deps). Build with: ROPEX_DEPS=<this folder> ./run.sh build"
+    echo "made $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(. /etc/os-release 2>/dev/null; echo "${PRETTY_NAME:-unknown}" | tr ' ' _)"
+    echo "arch $(dpkg --print-architecture)"
+    echo "needs ${glibc:-GLIBC_0} ${glibcxx:-GLIBCXX_0}"
+    for deb in "$tmp"/debs/*.deb; do dpkg-deb --show --showformat='package ${Package} ${Version} ${Architecture}\n' "$deb"; done
+  } > "$tmp/MANIFEST"
+  rm -rf "$tmp/debs" "$tmp/apt.log"
+  [[ -e "$dir" ]] && rm -rf "$dir"
+  mv "$tmp" "$dir"
+  log "bundle $dir ($(du -sh "$dir" | cut -f1)): $(awk '$1 == "package" { printf "%s%s %s", sep, $2, $3; sep = ", " }' "$dir/MANIFEST")"
+  log "build with it: ROPEX_DEPS=$dir [ROPEX_PYTHON=/path/to/python-with-torch] ./run.sh build"
+}
+
+# ROPEX_DEPS: check the bundle fits this machine; no apt.
+use_bundle() {
+  [[ -n "${ROPEX_DEPS:-}" ]] || return 0
+  ROPEX_DEPS="$(abspath "$ROPEX_DEPS")"
+  local m="$ROPEX_DEPS/MANIFEST" arch need have lib
+  [[ -f "$m" ]] || die "ROPEX_DEPS=$ROPEX_DEPS is not a dependency bundle (no MANIFEST): make one with ./run.sh bundle-deps DIR"
+  arch="$(awk '$1 == "arch" { print $2 }' "$m")"
+  case "$(uname -m)" in x86_64) have=amd64 ;; aarch64) have=arm64 ;; *) have="$arch" ;; esac
+  [[ "$arch" == "$have" ]] || die "the bundle $ROPEX_DEPS is for $arch, this machine is $have"
+  need="$(awk '$1 == "needs" { sub(/^GLIBC_/, "", $2); print $2 }' "$m")"
+  have="$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{ print $2 }')" || true
+  if [[ -n "$have" && "$(printf '%s\n' "$need" "$have" | sort -V | head -1)" != "$need" ]]; then
+    die "the bundle's libraries need glibc $need, this machine has $have: make the bundle on a system as old as this one ($m says where it was made)"
+  fi
+  need="$(awk '$1 == "needs" { print $3 }' "$m")"
+  lib="$(${CXX:-c++} -print-file-name=libstdc++.so.6 2>/dev/null)" || true
+  if [[ "$need" != GLIBCXX_0 && -f "$lib" ]] && ! grep -aq "$need" "$lib"; then
+    die "the bundle's libraries need $need, which $lib lacks: make the bundle on a system as old as this one"
+  fi
+  export ROPEX_SKIP_APT=1
+  [[ -n "${ROPEX_PYTHON:-}" || -x "$VENV/bin/python" ]] ||
+    log "note: without ROPEX_PYTHON=/path/to/python-with-torch, run.sh creates $VENV with pip (package index needed)"
+}
+
+# ROPEX_PYTHON: a given Python (with torch) instead of the project venv.
+use_python() {
+  [[ -n "${ROPEX_PYTHON:-}" ]] || return 0
+  if [[ "$ROPEX_PYTHON" == */* ]]; then ROPEX_PYTHON="$(abspath "$ROPEX_PYTHON")"
+  else
+    command -v "$ROPEX_PYTHON" >/dev/null || die "ROPEX_PYTHON: no $ROPEX_PYTHON on the PATH"
+    ROPEX_PYTHON="$(command -v "$ROPEX_PYTHON")"
+  fi
+  [[ -x "$ROPEX_PYTHON" ]] || die "ROPEX_PYTHON=$ROPEX_PYTHON is not an executable"
+  [[ -n "${Torch_DIR:-}" ]] || "$ROPEX_PYTHON" -c 'import torch' 2>/dev/null ||
+    die "ROPEX_PYTHON=$ROPEX_PYTHON cannot import torch (or set Torch_DIR)"
+  "$ROPEX_PYTHON" -c 'import transformers, safetensors, sentencepiece' 2>/dev/null ||
+    log "note: $ROPEX_PYTHON lacks transformers/safetensors/sentencepiece: building and training do not need them, the reference tests (./run.sh test) fail without them"
+}
 
 configure() {
-  local prefix=""
+  local prefix="" py="${ROPEX_PYTHON:-$VENV/bin/python}"
   if [[ -z "${Torch_DIR:-}" ]]; then
-    prefix="$("$VENV/bin/python" -c 'import torch; print(torch.utils.cmake_prefix_path)')"
+    prefix="$("$py" -c 'import torch; print(torch.utils.cmake_prefix_path)')"
   fi
   local launcher=()
   if command -v ccache >/dev/null; then
@@ -85,11 +214,20 @@ configure() {
     export CCACHE_SLOPPINESS="pch_defines,time_macros,include_file_mtime,include_file_ctime"
     export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-5G}"
   fi
-  if [[ ! -f "$BUILD/build.ninja" ]]; then
-    log "configuring (LibTorch from ${Torch_DIR:-$prefix})"
+  if [[ -f "$BUILD/build.ninja" ]]; then
+    # A build folder keeps the bundle and the Python (LibTorch, the tests' Python) it was configured with.
+    local have
+    have="$(sed -n 's/^ROPEX_DEPS:PATH=//p' "$BUILD/CMakeCache.txt")"
+    [[ -z "${ROPEX_DEPS:-}" || "$have" == "$ROPEX_DEPS" ]] || die "$BUILD was configured with" \
+      "ROPEX_DEPS='$have', not '$ROPEX_DEPS': remove it or give another folder in ROPEX_BUILD_DIR"
+    have="$(sed -n 's/^ROPEX_PYTHON:FILEPATH=//p' "$BUILD/CMakeCache.txt")"
+    [[ -z "${ROPEX_PYTHON:-}" || "$have" == "$py" ]] || log "note: $BUILD was configured with" \
+      "ROPEX_PYTHON=$have (its LibTorch, the tests' Python), which stays; for $py use another ROPEX_BUILD_DIR"
+  else
+    log "configuring $BUILD (LibTorch from ${Torch_DIR:-$prefix}${ROPEX_DEPS:+; dependencies from $ROPEX_DEPS})"
     cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
       ${prefix:+-DCMAKE_PREFIX_PATH="$prefix"} ${Torch_DIR:+-DTorch_DIR="$Torch_DIR"} \
-      -DROPEX_PYTHON="$VENV/bin/python" "${launcher[@]}" >/dev/null
+      ${ROPEX_DEPS:+-DROPEX_DEPS="$ROPEX_DEPS"} -DROPEX_PYTHON="$py" "${launcher[@]}" >/dev/null
   fi
 }
 
@@ -156,16 +294,148 @@ debug_tiny() {
   "$bin" train configs/debug_tiny.json "$@"
 }
 
+# ---- bench ----
+bench() {
+  local device="" quick=0
+  while (($#)); do
+    case "$1" in
+      --device) device="$2"; shift 2 ;;
+      --quick) quick=1; shift ;;
+      *) die "bench: unknown option '$1' (expected --device cpu|cuda, --quick)" ;;
+    esac
+  done
+  build >&2
+  local py="${ROPEX_PYTHON:-$VENV/bin/python}" bin="$BUILD/ropex"
+  if [[ -z "$device" ]]; then
+    device=cpu; "$py" -c 'import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null && device=cuda
+  fi
+  local out="$ROOT/runs/bench/$(date +%Y%m%d-%H%M%S)-$device"
+  mkdir -p "$out"
+  local -a runs
+  if [[ $device == cuda ]]; then
+    runs=("--shape debug --seq 4096 --batch 8 --dtype bfloat16"
+          "--shape tinyllama-1.1b --seq 4096 --batch 4 --dtype bfloat16"
+          "--shape tinyllama-1.1b --seq 4096 --batch 4 --dtype bfloat16 --ckpt"
+          "--shape llama2-7b --seq 4096 --batch 1 --dtype bfloat16 --ckpt")
+    ((quick)) || runs+=("--shape tinyllama-1.1b --seq 16384 --batch 1 --dtype bfloat16 --ckpt"
+                        "--shape tinyllama-1.1b --seq 32768 --batch 1 --dtype bfloat16 --ckpt"
+                        "--shape llama2-7b --seq 16384 --batch 1 --dtype bfloat16 --ckpt"
+                        "--shape llama2-7b --seq 32768 --batch 1 --dtype bfloat16 --ckpt")
+  else
+    runs=("--shape debug --seq 256 --batch 4 --dtype float32"
+          "--config bench/shapes/small.json --seq 256 --batch 2 --dtype float32")
+    ((quick)) || runs+=("--config bench/shapes/small.json --seq 256 --batch 2 --dtype float32 --ckpt")
+  fi
+  local threads=()
+  [[ $device == cpu ]] && threads=(--threads "$(nproc)")
+  log "bench on $device: ${#runs[@]} shapes, ropex then transformers eager then torch.compile; lines in $out"
+  local r
+  for r in "${runs[@]}"; do
+    log "  $r"
+    # shellcheck disable=SC2086
+    "$bin" bench $r --device "$device" --json --out "$out/ropex.jsonl" >/dev/null || log "    ropex: failed (see $out/ropex.jsonl)"
+    # shellcheck disable=SC2086
+    "$py" bench/baseline_hf.py $r --device "$device" "${threads[@]}" --json --out "$out/hf.jsonl" >/dev/null ||
+      log "    transformers eager: failed"
+    # shellcheck disable=SC2086
+    "$py" bench/baseline_hf.py $r --device "$device" "${threads[@]}" --compile --json --out "$out/hf.jsonl" >/dev/null ||
+      log "    transformers torch.compile: failed"
+  done
+  "$py" bench/compare.py "$out/ropex.jsonl" "$out/hf.jsonl" | tee "$out/table.md"
+  log "table: $out/table.md"
+}
+
+# ---- demo ----
+DEMO_T0=0
+demo_stage() { printf '\033[1m[demo %s]\033[0m %s  (%s elapsed)\n' "$1" "$2" "$(date -u -d @$((SECONDS - DEMO_T0)) +%M:%S)" >&2; }
+
+demo() {
+  build >&2
+  DEMO_T0=$SECONDS
+  local dir="$ROOT/runs/demo" bin="$BUILD/ropex" py="${ROPEX_PYTHON:-$VENV/bin/python}" lic=/usr/share/common-licenses
+  mkdir -p "$dir"
+  [[ -d "$lic" ]] || die "$lic not found: the demo's corpus is the license texts Debian's base-files ships"
+
+  demo_stage 1/8 "corpus and tokenizer (held out for perplexity: Apache-2.0 and MPL-2.0)"
+  if [[ ! -f "$dir/tok.model" ]]; then
+    cat "$lic"/GPL-3 "$lic"/GPL-2 "$lic"/GPL-1 "$lic"/LGPL-2.1 "$lic"/LGPL-2 "$lic"/LGPL-3 "$lic"/GFDL-1.3 \
+        "$lic"/GFDL-1.2 "$lic"/MPL-1.1 "$lic"/Artistic "$lic"/CC0-1.0 "$lic"/BSD > "$dir/train.txt"
+    cat "$lic"/Apache-2.0 "$lic"/MPL-2.0 > "$dir/heldout.txt"
+    # Two passes: a first tokenizer measures a few task prompts, the final one learns their words too.
+    "$bin" train-tokenizer --input "$dir/train.txt" --output "$dir/tok0" --vocab-size 1000 >/dev/null
+    "$bin" make-tasks --tokenizer "$dir/tok0.model" --task passkey --length 400 --count 20 --seed 100 --output "$dir/tok_passkey.jsonl"
+    "$bin" make-tasks --tokenizer "$dir/tok0.model" --task kv --length 400 --count 20 --kv-ids hex:4 --seed 101 --output "$dir/tok_kv.jsonl"
+    "$py" -c 'import json,sys; [print(json.loads(l)["text"]) for f in sys.argv[1:] for l in open(f)]' \
+      "$dir/tok_passkey.jsonl" "$dir/tok_kv.jsonl" | cat "$dir/train.txt" - > "$dir/tokenizer_text.txt"
+    "$bin" train-tokenizer --input "$dir/tokenizer_text.txt" --output "$dir/tok.partial" --vocab-size 1000 >/dev/null
+    mv "$dir/tok.partial.vocab" "$dir/tok.vocab" && mv "$dir/tok.partial.model" "$dir/tok.model"
+  fi
+
+  demo_stage 2/8 "training data: retrieval examples at 256 and 1024 tokens + license text, token stores"
+  local n
+  for n in 256 1024; do
+    [[ -f "$dir/store-$n/COMPLETE" ]] && continue
+    local count=$(( n == 256 ? 3000 : 600 ))
+    "$bin" make-tasks --tokenizer "$dir/tok.model" --task passkey --length "$n" --count "$count" --seed "$n" --output "$dir/passkey-$n.jsonl"
+    "$bin" make-tasks --tokenizer "$dir/tok.model" --task kv --length "$n" --count "$count" --kv-ids hex:4 --seed $((n + 1)) --output "$dir/kv-$n.jsonl"
+    "$bin" prepare --tokenizer "$dir/tok.model" --input "$dir/passkey-$n.jsonl" --input "$dir/kv-$n.jsonl" \
+      --input "$dir/train.txt" --chunk "$n" --output "$dir/store-$n" --overwrite >/dev/null
+  done
+  [[ -f "$dir/store-heldout/COMPLETE" ]] ||
+    "$bin" prepare --tokenizer "$dir/tok.model" --input "$dir/heldout.txt" --chunk 1100 --output "$dir/store-heldout" --overwrite >/dev/null
+
+  demo_stage 3/8 "pre-training the base model at a 256-token window (configs/demo/pretrain.json)"
+  [[ -f "$dir/base-init/config.json" ]] ||
+    "$bin" new-model --output "$dir/base-init" --tokenizer "$dir/tok.model" --set hidden_size=128 --set intermediate_size=384 \
+      --set num_hidden_layers=4 --set num_attention_heads=4 --set num_key_value_heads=4 --set max_position_embeddings=256 >/dev/null
+  demo_train pretrain
+  demo_stage 4/8 "extending to 1024 with CREAM, training at the 256 window (configs/demo/cream.json)"
+  demo_train cream
+  demo_stage 5/8 "extending to 1024 with PI, training at 1024 (configs/demo/pi.json)"
+  demo_train pi
+
+  demo_stage 6/8 "evaluating base, CREAM and PI (perplexity, passkey, key-value) at 256 ... 1024"
+  local m
+  for m in pretrain cream pi; do
+    [[ -f "$dir/eval-$m/results.json" ]] && continue
+    local label=$m; [[ $m == pretrain ]] && label="base (256)"
+    [[ $m == cream ]] && label="CREAM"; [[ $m == pi ]] && label="PI"
+    "$bin" eval --model "$dir/$m/export" --label "$label" --tasks ppl,passkey,kv --data "$dir/store-heldout" \
+      --lengths 128,256,512,768,1024 --depths 10 --samples 6 --docs 8 --kv-ids hex:4 --no-plot \
+      --output "$dir/eval-$m.partial" >/dev/null
+    rm -rf "$dir/eval-$m" && mv "$dir/eval-$m.partial" "$dir/eval-$m"
+  done
+
+  demo_stage 7/8 "pictures (matplotlib)"
+  "$py" "$ROOT/trainer/plot_eval.py" --output "$dir/compare" "$dir/eval-pretrain" "$dir/eval-cream" "$dir/eval-pi" >/dev/null
+
+  demo_stage 8/8 "summary"
+  "$py" "$ROOT/trainer/demo_summary.py" "$dir/eval-pretrain" "$dir/eval-cream" "$dir/eval-pi"
+  printf '\nexported models: %s\n' "$dir/cream/export  $dir/pi/export  (Hugging Face format; transformers loads them)"
+  printf 'full tables:     %s\n' "$dir/compare/summary.md  $dir/eval-*/results.md"
+  printf 'pictures:        %s\n' "$dir/compare/ppl_vs_length.png" "$dir/compare/passkey_heatmap.png" "$dir/compare/kv_by_position.png"
+  printf 'demo time:       %s (after the build)\n' "$(date -u -d @$((SECONDS - DEMO_T0)) +%M:%S)"
+}
+
+# Trains configs/demo/NAME.json unless its export exists (an interrupted run resumes from its checkpoint).
+demo_train() {
+  local name="$1"
+  [[ -f "$ROOT/runs/demo/$name/export/config.json" ]] && { log "runs/demo/$name: done before, reused"; return 0; }
+  "$BUILD/ropex" train "$ROOT/configs/demo/$name.json" --set logging.progress=off
+}
+
 cmd="${1:-help}"
 shift || true
 case "$cmd" in
   setup) setup ;;
   build) build ;;
+  configure) setup; configure ;;
+  bundle-deps) bundle_deps "$@" ;;
   test) run_tests "$@" ;;
   train) train_local "$@" ;;
   debug-tiny) debug_tiny "$@" ;;
-  demo)
-    die "the demo arrives with the training and evaluation work (issues 4-5); until then try: ./run.sh build && build/ropex --help" ;;
-  help|-h|--help) sed -n '2,21p' "$0" ;;
-  *) die "unknown command '$cmd' (expected setup, build, test, train or demo)" ;;
+  demo) demo "$@" ;;
+  bench) bench "$@" ;;
+  help|-h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" ;;
+  *) die "unknown command '$cmd' (expected setup, build, configure, bundle-deps, test, train, debug-tiny, bench or demo)" ;;
 esac

@@ -26,6 +26,7 @@ const std::map<std::string, Command>& commands() {
       {"config-docs", {ropex::cmd_config_docs, "print every run-config key with its default (markdown)"}},
       {"train-tokenizer", {ropex::cmd_train_tokenizer, "train a SentencePiece tokenizer (Llama conventions)"}},
       {"new-model", {ropex::cmd_new_model, "write a randomly initialised Llama as an HF directory"}},
+      {"bench", {ropex::cmd_bench, "time the training step (tokens/s, MFU, peak memory) on random data"}},
       {"eval", {ropex::cmd_eval, "perplexity by length, passkey and key-value retrieval, with tables and pictures"}},
       {"make-tasks", {ropex::cmd_make_tasks, "write passkey / key-value retrieval examples as training documents"}},
       {"score", {ropex::cmd_score, "mean next-token NLL and perplexity of a text under a model"}},
