@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <cstring>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -46,10 +47,21 @@ void write_tensors(const fs::path& path, const std::map<std::string, at::Tensor>
   st::write_file(path.string(), views);
 }
 
-std::map<std::string, at::Tensor> read_tensors(const fs::path& path, const std::string& prefix = "") {
-  st::SafetensorsFile f(path.string());
-  std::map<std::string, at::Tensor> out;
-  for (const auto& info : f.tensors()) out[prefix + info.name] = tensor_from_st(info, f.data(info), path.string());
+// `count` elements of tensor `name` from element `offset` of its flattened form, as float32, copied
+// out of the mapping (only those bytes are touched).
+at::Tensor read_slice(const st::SafetensorsFile& f, const std::string& name, at::IntArrayRef shape, int64_t offset,
+                      int64_t count) {
+  const st::TensorInfo* info = f.find(name);
+  if (!info) throw std::runtime_error(f.path() + ": lacks '" + name + "' (optimizer state)");
+  if (at::IntArrayRef(info->shape) != shape)
+    throw std::runtime_error(f.path() + ": '" + name + "' has shape " + c10::str(at::IntArrayRef(info->shape)) +
+                             ", the model expects " + c10::str(shape));
+  if (offset < 0 || count < 0 || offset + count > info->numel())
+    throw std::logic_error("read_slice: stretch outside '" + name + "'");
+  if (info->dtype != st::DType::F32)  // not written by ropex; convert the whole tensor
+    return tensor_from_st(*info, f.data(*info), f.path()).reshape({-1}).narrow(0, offset, count).to(at::kFloat).clone();
+  at::Tensor out = at::empty({count}, at::TensorOptions().dtype(at::kFloat));
+  if (count) std::memcpy(out.data_ptr(), static_cast<const char*>(f.data(*info)) + offset * 4, static_cast<size_t>(count) * 4);
   return out;
 }
 
@@ -108,7 +120,7 @@ LlamaConfig hf_loadable(LlamaConfig c) {
   return c;
 }
 
-std::string save_checkpoint(Distributed& dist, const std::string& run_dir, LlamaForCausalLM& model, const AdamW& opt,
+std::string save_checkpoint(Distributed& dist, const std::string& run_dir, LlamaForCausalLM& model, DataParallelOptimizer& opt,
                             const Loader& loader, const TrainerState& state, const nlohmann::json& run_config,
                             const std::string& tokenizer_model, int64_t keep_last) {
   const fs::path root = ckpt_root(run_dir);
@@ -123,8 +135,9 @@ std::string save_checkpoint(Distributed& dist, const std::string& run_dir, Llama
   // Every rank's loader state (CREAM's coin counter is per rank).
   write_json_file(partial / ("rank_" + std::to_string(dist.rank()) + ".json"), loader.state());
   dist.barrier();
+  // Collective: sharded state is gathered to rank 0 (empty on the other ranks).
+  std::map<std::string, at::Tensor> all = opt.gather_state();
   dist.run_on_main([&] {
-    std::map<std::string, at::Tensor> all = opt.state_tensors();
     std::map<std::string, at::Tensor> weights, moments;
     for (auto& [k, t] : all) {
       if (k.rfind("master.", 0) == 0) weights[k.substr(7)] = t;
@@ -174,7 +187,7 @@ std::optional<std::string> latest_checkpoint(const std::string& run_dir) {
   return all.back().second.string();
 }
 
-TrainerState load_checkpoint(const std::string& dir, Distributed& dist, LlamaForCausalLM& model, AdamW& opt,
+TrainerState load_checkpoint(const std::string& dir, Distributed& dist, LlamaForCausalLM& model, DataParallelOptimizer& opt,
                              Loader& loader) {
   const fs::path d(dir);
   if (!fs::exists(d / kComplete))
@@ -195,9 +208,13 @@ TrainerState load_checkpoint(const std::string& dir, Distributed& dist, LlamaFor
     if (a[k] != v)
       throw std::runtime_error(dir + ": checkpoint has " + k + " = " + a[k].dump() + " but this run's model has " + v.dump() +
                                "; refusing to resume a different model");
-  std::map<std::string, at::Tensor> state_tensors = read_tensors(d / "optimizer.safetensors");
-  for (auto& [k, t] : read_tensors(d / "model.safetensors", "master.")) state_tensors[k] = t;
-  opt.load_state(state_tensors, state.step);
+  const st::SafetensorsFile masters((d / "model.safetensors").string()), moments((d / "optimizer.safetensors").string());
+  opt.load_state(
+      [&](const std::string& key, at::IntArrayRef shape, int64_t offset, int64_t count) {
+        const bool master = key.rfind("master.", 0) == 0;
+        return read_slice(master ? masters : moments, master ? key.substr(7) : key, shape, offset, count);
+      },
+      state.step);
   const fs::path rank_file = d / ("rank_" + std::to_string(dist.rank()) + ".json");
   loader.load_state(read_json_file(rank_file));
   return state;

@@ -2,6 +2,8 @@
 //
 // Layout of RUN/checkpoints/step_00000100/:
 //   model.safetensors    float32 master weights under HF names (loadable by `ropex export`)
+//                        (whatever distributed.zero_stage and world size wrote them: sharded state
+//                        is gathered to rank 0 for saving, and each rank reads only its chunks back)
 //   config.json          the model config with the rope scaling trained with (ropex's own types
 //                        allowed: ntk and dynamic-yarn are converted at export)
 //   optimizer.safetensors  exp_avg.<name>, exp_avg_sq.<name>
@@ -17,6 +19,7 @@
 #include "models/llama.h"
 #include "trainer/distributed.h"
 #include "trainer/optim.h"
+#include "trainer/zero.h"
 
 #include <nlohmann/json.hpp>
 
@@ -35,7 +38,7 @@ struct TrainerState {
 std::string checkpoint_name(int64_t step);  // step_00000100
 
 // Collective: every rank calls it. Returns the checkpoint directory.
-std::string save_checkpoint(Distributed& dist, const std::string& run_dir, LlamaForCausalLM& model, const AdamW& opt,
+std::string save_checkpoint(Distributed& dist, const std::string& run_dir, LlamaForCausalLM& model, DataParallelOptimizer& opt,
                             const Loader& loader, const TrainerState& state, const nlohmann::json& run_config,
                             const std::string& tokenizer_model, int64_t keep_last);
 
@@ -43,8 +46,10 @@ std::string save_checkpoint(Distributed& dist, const std::string& run_dir, Llama
 std::optional<std::string> latest_checkpoint(const std::string& run_dir);
 
 // Loads weights, optimizer and this rank's loader state; refuses (with the reason) a checkpoint of
-// another model shape, rope scaling or world size. Returns the trainer state.
-TrainerState load_checkpoint(const std::string& dir, Distributed& dist, LlamaForCausalLM& model, AdamW& opt,
+// another model shape, rope scaling or world size. Optimizer state is read from the memory-mapped
+// files tensor by tensor (sharded: only this rank's stretches), never whole files at once.
+// Collective (every rank calls it). Returns the trainer state.
+TrainerState load_checkpoint(const std::string& dir, Distributed& dist, LlamaForCausalLM& model, DataParallelOptimizer& opt,
                              Loader& loader);
 
 // An HF directory from a checkpoint: weights in `dtype`, sharded at max_shard_bytes, config.json

@@ -15,6 +15,7 @@
 #endif
 
 #include <cstdlib>
+#include <deque>
 #include <mutex>
 #include <stdexcept>
 
@@ -117,6 +118,59 @@ void Distributed::allreduce_sum(at::Tensor& t) {
   impl_->wait(impl_->backend->allreduce(v, c10d::AllreduceOptions{}), "all-reduce");
 }
 
+void PendingCollective::wait() {
+  if (!wait_) return;
+  auto w = std::move(wait_);
+  wait_ = nullptr;
+  w();
+}
+
+PendingCollective Distributed::allreduce_sum_async(at::Tensor& t) {
+  PendingCollective p;
+  if (env_.world == 1) return p;
+  std::vector<at::Tensor> v{t};
+  auto work = impl_->backend->allreduce(v, c10d::AllreduceOptions{});
+  Impl* impl = impl_.get();
+  p.wait_ = [impl, work] { impl->wait(work, "gradient all-reduce"); };
+  return p;
+}
+
+// Gloo in torch 2.11 implements _reduce_scatter_base and _allgather_base for CPU tensors (float32
+// and bfloat16 included; the 2-rank ZeRO tests run them), so Gloo and NCCL take the same calls and
+// no all-reduce-then-slice fallback is needed. The closure keeps the c10d Work alive, and with it
+// the tensors the collective reads and writes.
+PendingCollective Distributed::reduce_scatter_sum(at::Tensor& out, at::Tensor& in) {
+  TORCH_CHECK(in.numel() == out.numel() * env_.world && in.is_contiguous() && out.is_contiguous() &&
+                  in.scalar_type() == out.scalar_type(),
+              "reduce_scatter_sum: expects contiguous tensors of one dtype with in = world x out elements");
+  PendingCollective p;
+  if (env_.world == 1) {
+    out.copy_(in);
+    return p;
+  }
+  c10d::ReduceScatterOptions o;
+  o.reduceOp = c10d::ReduceOp::SUM;
+  auto work = impl_->backend->_reduce_scatter_base(out, in, o);
+  Impl* impl = impl_.get();
+  p.wait_ = [impl, work] { impl->wait(work, "gradient reduce-scatter"); };
+  return p;
+}
+
+PendingCollective Distributed::allgather(at::Tensor& out, at::Tensor& in) {
+  TORCH_CHECK(out.numel() == in.numel() * env_.world && in.is_contiguous() && out.is_contiguous() &&
+                  in.scalar_type() == out.scalar_type(),
+              "allgather: expects contiguous tensors of one dtype with out = world x in elements");
+  PendingCollective p;
+  if (env_.world == 1) {
+    out.copy_(in);
+    return p;
+  }
+  auto work = impl_->backend->_allgather_base(out, in, c10d::AllgatherOptions{});
+  Impl* impl = impl_.get();
+  p.wait_ = [impl, work] { impl->wait(work, "all-gather"); };
+  return p;
+}
+
 void Distributed::broadcast(at::Tensor& t, int root) {
   if (env_.world == 1) return;
   std::vector<at::Tensor> v{t};
@@ -185,10 +239,14 @@ namespace ropex {
 
 struct GradReducer::Impl {
   struct Bucket {
-    std::vector<size_t> members;  // indices into params
+    std::vector<size_t> members;   // indices into params, in flat order
+    std::vector<int64_t> offsets;  // each member's first element in `flat`
+    int64_t numel = 0, padded = 0;  // padded: numel rounded up to a multiple of the world size (stages 1-2)
     int64_t pending = 0;
-    at::Tensor flat;
-    c10::intrusive_ptr<c10d::Work> work;
+    bool launched = false;
+    at::Tensor flat;  // the bucket's gradients, flattened (see the class comment for who owns it when)
+    at::Tensor out;   // stages 1-2: this rank's chunk of the reduced bucket, a view into grad_shard
+    PendingCollective work;
   };
   // Fires after the parameter's gradient has been accumulated into .grad.
   struct Hook : torch::autograd::FunctionPostHook {
@@ -203,30 +261,66 @@ struct GradReducer::Impl {
   };
 
   Distributed* dist = nullptr;
+  int stage = 0;
   std::vector<at::Tensor> params;
   std::vector<Bucket> buckets;
   std::vector<size_t> bucket_of;
+  at::Tensor grad_shard;  // stages 1-2
   std::vector<std::shared_ptr<torch::autograd::Node>> accumulators;  // kept alive: hooks live on them
   std::mutex mutex;
   bool armed = false;
   int64_t launched_early = 0;
+  // Stage 2: buckets whose reduce-scatter was launched and not yet waited for, oldest first. At most
+  // kInFlight stay so: each launch retires the oldest beyond that (waits and frees its flat buffer),
+  // so packed gradients never pile up while backward runs.
+  static constexpr size_t kInFlight = 2;
+  std::deque<Bucket*> in_flight;
+
+  // Stage 0 needs no reduction on one rank; the sharded stages still produce grad_shard.
+  bool idle() const { return stage == 0 && dist->world() == 1; }
+
+  void add_bucket(Bucket b) {
+    for (size_t i : b.members) bucket_of[i] = buckets.size();
+    buckets.push_back(std::move(b));
+  }
+
+  void register_hooks() {
+    for (size_t k = 0; k < params.size(); ++k) {
+      auto acc = torch::autograd::impl::grad_accumulator(params[k]);
+      if (!acc) throw std::runtime_error("GradReducer: a parameter is not a leaf that requires grad");
+      acc->add_post_hook(std::make_unique<Hook>(this, k));
+      accumulators.push_back(std::move(acc));
+    }
+  }
 
   void launch(Bucket& b) {
-    if (!b.flat.defined()) {  // allocated once: a bucket's members and sizes never change
-      int64_t n = 0;
-      for (size_t i : b.members) n += params[i].numel();
-      b.flat = at::empty({n}, params[b.members[0]].options());
+    if (stage != 1) {  // at stage 1 the gradients already are the flat buffer
+      if (!b.flat.defined()) {  // stage 0: allocated once and kept; stage 2: for this reduction only
+        b.flat = at::empty({b.padded}, params[b.members[0]].options());
+        if (b.padded > b.numel) b.flat.narrow(0, b.numel, b.padded - b.numel).zero_();
+      }
+      for (size_t i = 0; i < b.members.size(); ++i) {
+        at::Tensor& p = params[b.members[i]];
+        at::Tensor slot = b.flat.narrow(0, b.offsets[i], p.numel());
+        if (p.grad().defined()) slot.copy_(p.grad().reshape({-1}));
+        else slot.zero_();
+        if (stage == 2) p.mutable_grad().reset();  // the whole gradient is not kept after reduction
+      }
     }
-    int64_t offset = 0;
-    for (size_t i : b.members) {
-      at::Tensor slot = b.flat.narrow(0, offset, params[i].numel());
-      const at::Tensor& g = params[i].grad();
-      if (g.defined()) slot.copy_(g.reshape({-1}));
-      else slot.zero_();
-      offset += params[i].numel();
-    }
-    std::vector<at::Tensor> v{b.flat};
-    b.work = dist->impl_->backend->allreduce(v, c10d::AllreduceOptions{});
+    b.work = stage == 0 ? dist->allreduce_sum_async(b.flat) : dist->reduce_scatter_sum(b.out, b.flat);
+    b.launched = true;
+    if (stage != 2) return;
+    in_flight.push_back(&b);
+    while (in_flight.size() > kInFlight) retire_oldest();
+  }
+
+  // Stage 2: waits for the oldest launched reduce-scatter (on NCCL: the current stream waits) and
+  // frees its flat buffer; only this rank's chunk, in grad_shard, stays.
+  void retire_oldest() {
+    Bucket* b = in_flight.front();
+    in_flight.pop_front();
+    b->work.wait();
+    b->flat.reset();
   }
 
   void ready(size_t index) {
@@ -246,58 +340,101 @@ GradReducer::GradReducer(Distributed& dist, const std::vector<at::Tensor>& param
   impl_->params = params;
   if (dist.world() == 1) return;
   impl_->bucket_of.resize(params.size());
-  int64_t bytes = 0;
-  for (size_t k = params.size(); k-- > 0;) {  // reverse parameter order
-    if (impl_->buckets.empty() || bytes >= bucket_bytes || params[k].scalar_type() != params[impl_->buckets.back().members[0]].scalar_type()) {
-      impl_->buckets.emplace_back();
-      bytes = 0;
+  std::vector<int64_t> bytes;
+  std::vector<int> kind;
+  for (const auto& p : params) {
+    bytes.push_back(p.numel() * p.element_size());
+    kind.push_back(static_cast<int>(p.scalar_type()));
+  }
+  for (auto& members : plan_buckets(bytes, kind, bucket_bytes)) {
+    Impl::Bucket b;
+    b.members = std::move(members);
+    for (size_t k : b.members) {
+      b.offsets.push_back(b.numel);
+      b.numel += params[k].numel();
     }
-    impl_->buckets.back().members.push_back(k);
-    impl_->bucket_of[k] = impl_->buckets.size() - 1;
-    bytes += params[k].numel() * params[k].element_size();
+    b.padded = b.numel;
+    impl_->add_bucket(std::move(b));
   }
-  for (size_t k = 0; k < params.size(); ++k) {
-    auto acc = torch::autograd::impl::grad_accumulator(params[k]);
-    if (!acc) throw std::runtime_error("GradReducer: a parameter is not a leaf that requires grad");
-    acc->add_post_hook(std::make_unique<Impl::Hook>(impl_.get(), k));
-    impl_->accumulators.push_back(std::move(acc));
+  impl_->register_hooks();
+}
+
+GradReducer::GradReducer(Distributed& dist, const std::vector<at::Tensor>& params, const ShardLayout& layout, int zero_stage)
+    : impl_(std::make_unique<Impl>()) {
+  if (zero_stage != 1 && zero_stage != 2) throw std::invalid_argument("GradReducer: zero_stage must be 1 or 2 here");
+  if (layout.world != dist.world() || layout.rank != dist.rank())
+    throw std::invalid_argument("GradReducer: the shard layout was planned for another rank or world size");
+  impl_->dist = &dist;
+  impl_->stage = zero_stage;
+  impl_->params = params;
+  impl_->bucket_of.resize(params.size());
+  if (params.empty()) return;
+  const at::TensorOptions opts = params[0].options();
+  for (const auto& p : params)
+    if (p.scalar_type() != params[0].scalar_type() || p.device() != params[0].device() || !p.is_contiguous())
+      throw std::invalid_argument("GradReducer: sharded gradients need contiguous parameters of one dtype on one device");
+  at::NoGradGuard ng;
+  impl_->grad_shard = at::zeros({layout.shard_numel}, opts);
+  for (const auto& lb : layout.buckets) {
+    Impl::Bucket b;
+    b.members = lb.members;
+    b.offsets = lb.offsets;
+    b.numel = lb.numel;
+    b.padded = lb.padded;
+    b.out = impl_->grad_shard.narrow(0, lb.shard_offset, lb.chunk);
+    if (zero_stage == 1) {
+      // Gradients as views into the bucket: backward accumulates into the flat buffer in place (its
+      // AccumulateGrad adds into a defined .grad), so the reduce-scatter needs no copy.
+      b.flat = at::zeros({b.padded}, opts);
+      for (size_t i = 0; i < b.members.size(); ++i) {
+        at::Tensor& p = impl_->params[b.members[i]];
+        at::Tensor view = b.flat.narrow(0, b.offsets[i], p.numel()).view(p.sizes());
+        if (p.grad().defined()) view.copy_(p.grad());
+        p.mutable_grad() = view;
+      }
+    }
+    impl_->add_bucket(std::move(b));
   }
+  impl_->register_hooks();
 }
 
 GradReducer::~GradReducer() = default;
 
 void GradReducer::arm() {
   std::lock_guard<std::mutex> lock(impl_->mutex);
-  if (impl_->dist->world() == 1) return;
+  if (impl_->idle()) return;
   impl_->armed = true;
   impl_->launched_early = 0;
   for (auto& b : impl_->buckets) {
     b.pending = static_cast<int64_t>(b.members.size());
-    b.work.reset();
+    b.launched = false;
   }
 }
 
 void GradReducer::finish() {
-  if (impl_->dist->world() == 1) return;
+  if (impl_->idle()) return;
   std::lock_guard<std::mutex> lock(impl_->mutex);
   impl_->armed = false;
   at::NoGradGuard ng;
   for (auto& b : impl_->buckets) {
-    if (!b.work) impl_->launch(b);  // a parameter got no gradient in this backward
-    impl_->dist->impl_->wait(b.work, "gradient all-reduce");
-    int64_t offset = 0;
-    for (size_t i : b.members) {
-      at::Tensor& p = impl_->params[i];
-      at::Tensor part = b.flat.narrow(0, offset, p.numel()).view_as(p);
+    if (!b.launched) impl_->launch(b);  // a parameter got no gradient in this backward
+  }
+  while (!impl_->in_flight.empty()) impl_->retire_oldest();
+  for (auto& b : impl_->buckets) {
+    b.work.wait();
+    b.launched = false;
+    if (impl_->stage != 0) continue;
+    for (size_t i = 0; i < b.members.size(); ++i) {
+      at::Tensor& p = impl_->params[b.members[i]];
+      at::Tensor part = b.flat.narrow(0, b.offsets[i], p.numel()).view_as(p);
       if (p.grad().defined()) p.mutable_grad().copy_(part);
       else p.mutable_grad() = part.clone();
-      offset += p.numel();
     }
-    b.work.reset();
   }
 }
 
 int64_t GradReducer::buckets() const { return static_cast<int64_t>(impl_->buckets.size()); }
 int64_t GradReducer::launched_during_backward() const { return impl_->launched_early; }
+const at::Tensor& GradReducer::grad_shard() const { return impl_->grad_shard; }
 
 }  // namespace ropex

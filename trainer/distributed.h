@@ -7,6 +7,8 @@
 // TORCHELASTIC_RESTART_COUNT (prefixes the store so a restarted job never reads stale keys);
 // under Slurm without those: SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID (MASTER_ADDR/PORT still needed).
 #pragma once
+#include "trainer/shard_layout.h"
+
 #include <ATen/ATen.h>
 
 #include <chrono>
@@ -26,6 +28,19 @@ struct DistEnv {
 };
 DistEnv read_dist_env();  // throws naming the variable when a value is malformed
 
+// A collective started asynchronously. wait() before reading its output: on NCCL it makes the current
+// stream wait for the collective (no host synchronisation), on Gloo it blocks until it is done. A
+// failure (a dead rank, the timeout) is thrown from wait() with a message saying so.
+class PendingCollective {
+ public:
+  void wait();
+  bool started() const { return static_cast<bool>(wait_); }
+
+ private:
+  friend class Distributed;
+  std::function<void()> wait_;
+};
+
 class Distributed {
  public:
   // backend: "gloo" | "nccl". Blocks until all ranks joined or the timeout expires.
@@ -37,6 +52,13 @@ class Distributed {
   bool is_main() const { return env_.rank == 0; }
 
   void allreduce_sum(at::Tensor& t);                  // in place
+  // Flat collectives on contiguous tensors of one dtype and device, started asynchronously.
+  // reduce_scatter_sum: in.numel() == world * out.numel(); rank r receives the sum over ranks of
+  // in[r*n, (r+1)*n). allgather: out.numel() == world * in.numel(); rank r's `in` lands at
+  // out[r*n, (r+1)*n). With one rank both are a copy.
+  PendingCollective allreduce_sum_async(at::Tensor& t);  // in place
+  PendingCollective reduce_scatter_sum(at::Tensor& out, at::Tensor& in);
+  PendingCollective allgather(at::Tensor& out, at::Tensor& in);
   void broadcast(at::Tensor& t, int root = 0);        // in place
   void barrier();
   // Makes every rank's parameters equal to rank 0's.
@@ -55,20 +77,39 @@ class Distributed {
   std::unique_ptr<Impl> impl_;
 };
 
-// Gradient all-reduce overlapped with the backward pass, as DDP does: parameters are grouped into
-// flat buckets of about bucket_bytes in reverse order (the order backward produces gradients); a
-// post-accumulation hook on each parameter's gradient accumulator marks it ready, and when a
-// bucket's last gradient is accumulated its flattened copy is all-reduced asynchronously while
-// backward continues. finish() waits and writes the summed gradients back. Only the backward
-// after arm() is reduced (the last micro-batch of an accumulation step).
+// Gradient reduction overlapped with the backward pass, as DDP does: parameters are grouped into
+// flat buckets of about bucket_bytes in reverse order (the order backward produces gradients, see
+// shard_layout.h); a post-accumulation hook on each parameter's gradient accumulator marks it ready,
+// and when a bucket's last gradient is accumulated the bucket's collective starts asynchronously while
+// backward continues. Only the backward after arm() is reduced (the last micro-batch of an
+// accumulation step); finish() waits for every bucket.
+//
+// zero_stage 0 (replicated optimizer): each bucket's flattened copy is all-reduced and finish()
+//   writes the sums back into every parameter's .grad (the flat buffers are allocated once and kept).
+// zero_stage 1 (sharded optimizer state): the parameters' .grad are views into the buckets' flat
+//   buffers (zero-padded to a multiple of the world size, kept), so gradients accumulate in place with
+//   no copy; each bucket is reduce-scattered into this rank's chunk of grad_shard(). The .grad keep
+//   this rank's own (unreduced) gradients; only grad_shard() holds sums.
+// zero_stage 2 (sharded gradients too): gradients are not kept whole after the reduction. When a
+//   bucket is ready its gradients are packed into a flat buffer allocated for the occasion and the
+//   parameters' .grad are released; at most two buckets' reduce-scatters stay in flight (launching
+//   a third waits for the oldest and frees its buffer). After finish() only grad_shard() (1/W of the
+//   gradients) lives until the update, and with one micro-batch per step whole gradients never
+//   exist all at once. Micro-batches before the last one still accumulate whole gradients in .grad
+//   (they are not reduced; see trainer/zero.h).
 class GradReducer {
  public:
-  GradReducer(Distributed& dist, const std::vector<at::Tensor>& params, int64_t bucket_bytes);
+  GradReducer(Distributed& dist, const std::vector<at::Tensor>& params, int64_t bucket_bytes);  // stage 0
+  // Stages 1 and 2; `layout` (planned for these parameters and this rank) must outlive the reducer.
+  GradReducer(Distributed& dist, const std::vector<at::Tensor>& params, const ShardLayout& layout, int zero_stage);
   ~GradReducer();
   void arm();
   void finish();
   int64_t buckets() const;
-  int64_t launched_during_backward() const;  // buckets whose all-reduce started before finish()
+  int64_t launched_during_backward() const;  // buckets whose collective started before finish()
+  // Stages 1 and 2: this rank's reduced gradient, layout.shard_numel elements in the parameters'
+  // dtype, valid after finish() until the next arm(); zero where the layout has padding.
+  const at::Tensor& grad_shard() const;
 
  private:
   struct Impl;

@@ -33,25 +33,38 @@ void AdamW::zero_grad() {
   }
 }
 
+void adamw_update(const at::Tensor& master, const at::Tensor& exp_avg, const at::Tensor& exp_avg_sq,
+                  const at::Tensor& g, double lr, const AdamWOptions& o, double bias1, double bias2_sqrt, bool decay) {
+  // The same sequence of operations as torch.optim.AdamW (single-tensor path).
+  if (decay && o.weight_decay != 0) master.mul_(1 - lr * o.weight_decay);
+  exp_avg.lerp_(g, 1 - o.beta1);
+  exp_avg_sq.mul_(o.beta2).addcmul_(g, g, 1 - o.beta2);
+  at::Tensor denom = (exp_avg_sq.sqrt() / bias2_sqrt).add_(o.eps);
+  master.addcdiv_(exp_avg, denom, -lr / bias1);
+}
+
 void AdamW::step(double lr) {
   at::NoGradGuard ng;
   ++step_;
-  const double b1 = opts_.beta1, b2 = opts_.beta2;
-  const double bias1 = 1 - std::pow(b1, static_cast<double>(step_));
-  const double bias2_sqrt = std::sqrt(1 - std::pow(b2, static_cast<double>(step_)));
+  const double bias1 = 1 - std::pow(opts_.beta1, static_cast<double>(step_));
+  const double bias2_sqrt = std::sqrt(1 - std::pow(opts_.beta2, static_cast<double>(step_)));
   for (size_t i = 0; i < params_.size(); ++i) {
     at::Tensor& p = params_[i].second;
     Slot& s = slots_[i];
     if (!p.grad().defined()) continue;
     at::Tensor g = p.grad().scalar_type() == at::kFloat ? p.grad() : p.grad().to(at::kFloat);
-    // The same sequence of operations as torch.optim.AdamW (single-tensor path).
-    if (s.decay && opts_.weight_decay != 0) s.master.mul_(1 - lr * opts_.weight_decay);
-    s.exp_avg.lerp_(g, 1 - b1);
-    s.exp_avg_sq.mul_(b2).addcmul_(g, g, 1 - b2);
-    at::Tensor denom = (s.exp_avg_sq.sqrt() / bias2_sqrt).add_(opts_.eps);
-    s.master.addcdiv_(s.exp_avg, denom, -lr / bias1);
+    adamw_update(s.master, s.exp_avg, s.exp_avg_sq, g, lr, opts_, bias1, bias2_sqrt, s.decay);
     if (!s.master.is_same(p)) p.copy_(s.master);  // lower-precision model: cast the master down
   }
+}
+
+OptimizerMemory AdamW::memory() const {
+  OptimizerMemory m;
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    if (!slots_[i].master.is_alias_of(params_[i].second)) m.master += slots_[i].master.nbytes();
+    m.moments += slots_[i].exp_avg.nbytes() + slots_[i].exp_avg_sq.nbytes();
+  }
+  return m;
 }
 
 std::map<std::string, at::Tensor> AdamW::state_tensors() const {
@@ -65,34 +78,49 @@ std::map<std::string, at::Tensor> AdamW::state_tensors() const {
   return out;
 }
 
-void AdamW::load_state(const std::map<std::string, at::Tensor>& state, int64_t step) {
-  at::NoGradGuard ng;
-  auto fetch = [&](const std::string& key, const at::Tensor& like) {
+StateReader state_reader(const std::map<std::string, at::Tensor>& state) {
+  return [&state](const std::string& key, at::IntArrayRef shape, int64_t offset, int64_t count) {
     auto it = state.find(key);
     if (it == state.end()) throw std::runtime_error("optimizer state lacks '" + key + "'");
-    if (it->second.sizes() != like.sizes())
+    if (it->second.sizes() != shape)
       throw std::runtime_error("optimizer state '" + key + "' has shape " + c10::str(it->second.sizes()) +
-                               ", the model expects " + c10::str(like.sizes()));
-    return it->second;
+                               ", the model expects " + c10::str(shape));
+    return it->second.reshape({-1}).narrow(0, offset, count).to(at::kFloat);
   };
+}
+
+void AdamW::load_state(const std::map<std::string, at::Tensor>& state, int64_t step) {
+  load_state(state_reader(state), step);
+}
+
+void AdamW::load_state(const StateReader& read, int64_t step) {
+  at::NoGradGuard ng;
+  // Check every key before changing anything.
+  for (const auto& [n, p] : params_)
+    for (const char* kind : {"exp_avg.", "exp_avg_sq.", "master."}) read(kind + n, p.sizes(), 0, 0);
   for (size_t i = 0; i < params_.size(); ++i) {
     const std::string& n = params_[i].first;
     Slot& s = slots_[i];
-    s.exp_avg.copy_(fetch("exp_avg." + n, s.exp_avg));
-    s.exp_avg_sq.copy_(fetch("exp_avg_sq." + n, s.exp_avg_sq));
-    s.master.copy_(fetch("master." + n, s.master));
+    const int64_t numel = s.master.numel();
+    s.exp_avg.copy_(read("exp_avg." + n, s.exp_avg.sizes(), 0, numel).view_as(s.exp_avg));
+    s.exp_avg_sq.copy_(read("exp_avg_sq." + n, s.exp_avg_sq.sizes(), 0, numel).view_as(s.exp_avg_sq));
+    s.master.copy_(read("master." + n, s.master.sizes(), 0, numel).view_as(s.master));
     if (!s.master.is_same(params_[i].second)) params_[i].second.copy_(s.master);
   }
   step_ = step;
 }
 
+at::Tensor global_grad_norm(const at::Tensor& sum_of_squares) {
+  return sum_of_squares.sqrt().to(at::kFloat).reshape({});
+}
+
 at::Tensor clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {
   at::NoGradGuard ng;
-  std::vector<at::Tensor> norms;
+  std::vector<at::Tensor> squares;
   for (const auto& p : params)
-    if (p.grad().defined()) norms.push_back(p.grad().to(at::kFloat).norm(2));
-  if (norms.empty()) return at::zeros({}, at::kFloat);
-  at::Tensor total = at::stack(norms).norm(2);
+    if (p.grad().defined()) squares.push_back(at::linalg_vector_norm(p.grad(), 2, std::nullopt, false, at::kDouble).square());
+  if (squares.empty()) return at::zeros({}, at::kFloat);
+  at::Tensor total = global_grad_norm(at::stack(squares).sum());
   if (max_norm > 0) {
     // min(1, max_norm / (norm + 1e-6)), as torch.nn.utils.clip_grad_norm_, kept on the device.
     at::Tensor coef = (max_norm / (total + 1e-6)).clamp_max(1.0);

@@ -9,6 +9,7 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -22,6 +23,29 @@ struct AdamWOptions {
 // Norm weights and biases get no weight decay.
 bool decays(const std::string& param_name);
 
+// One AdamW update, in place, of float32 state from a float32 gradient (all of one shape): the
+// sequence of operations of torch.optim.AdamW's single-tensor path. bias1 = 1 - beta1^t and
+// bias2_sqrt = sqrt(1 - beta2^t) for step t. Shared by AdamW and the sharded optimizer (trainer/zero.h),
+// which applies it to stretches of parameters.
+void adamw_update(const at::Tensor& master, const at::Tensor& exp_avg, const at::Tensor& exp_avg_sq,
+                  const at::Tensor& grad, double lr, const AdamWOptions& opts, double bias1, double bias2_sqrt,
+                  bool decay);
+
+// Reads saved float32 optimizer state by key ("master.<name>", "exp_avg.<name>", "exp_avg_sq.<name>"):
+// `count` elements from element `offset` of the flattened tensor, as a 1-D float32 CPU tensor, so a
+// rank loads only the part it keeps. Throws naming the key when it is missing or its shape is not
+// `shape` (count 0 just checks that).
+using StateReader =
+    std::function<at::Tensor(const std::string& key, at::IntArrayRef shape, int64_t offset, int64_t count)>;
+// A StateReader over tensors in memory (e.g. AdamW::state_tensors() output); `state` must outlive it.
+StateReader state_reader(const std::map<std::string, at::Tensor>& state);
+
+// Bytes of optimizer state on this rank (for the start-of-run log line).
+struct OptimizerMemory {
+  int64_t master = 0;   // float32 master copies that are not the parameters themselves
+  int64_t moments = 0;  // exp_avg + exp_avg_sq
+};
+
 class AdamW {
  public:
   AdamW(std::vector<std::pair<std::string, at::Tensor>> named_params, AdamWOptions opts);
@@ -33,6 +57,8 @@ class AdamW {
   std::map<std::string, at::Tensor> state_tensors() const;
   // Restores from state_tensors() output; throws naming any missing/mismatched tensor.
   void load_state(const std::map<std::string, at::Tensor>& state, int64_t step);
+  void load_state(const StateReader& read, int64_t step);  // tensor by tensor
+  OptimizerMemory memory() const;
   const std::vector<std::pair<std::string, at::Tensor>>& params() const { return params_; }
 
  private:
@@ -48,8 +74,12 @@ class AdamW {
 
 // Scales gradients so their global L2 norm is at most max_norm (0 = no clipping). Returns the norm
 // before clipping as a float32 scalar on the gradients' device: the clip coefficient is computed
-// there too, so clipping needs no host synchronisation.
+// there too, so clipping needs no host synchronisation. Squares are summed in float64 and the norm
+// rounded to float32 once (global_grad_norm), so the norm, and with it the clipped gradients, do not
+// depend on how the gradients are split into tensors, buckets or ZeRO shards (trainer/zero.h).
 at::Tensor clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm);
+// sqrt of a float64 sum of squares, as a float32 scalar on its device.
+at::Tensor global_grad_norm(const at::Tensor& sum_of_squares);
 
 struct LrSchedule {
   std::string type = "linear";  // constant | linear | cosine

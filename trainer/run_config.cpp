@@ -74,7 +74,13 @@ void RunConfig::bind(ConfigSchema& s) {
 
   s.add("distributed.backend", &distributed.backend, "auto = nccl on CUDA, gloo on CPU", {"auto", "gloo", "nccl"});
   s.add("distributed.timeout_s", &distributed.timeout_s, "collective timeout: a dead rank fails the others after this", 1);
-  s.add("distributed.bucket_mb", &distributed.bucket_mb, "gradient all-reduce bucket size (MiB; fractions allowed)", 1e-3);
+  s.add("distributed.bucket_mb", &distributed.bucket_mb,
+        "gradient bucket size for the all-reduce or reduce-scatter overlapped with backward (MiB; fractions allowed)", 1e-3);
+  s.add("distributed.zero_stage", &distributed.zero_stage,
+        "ZeRO: 0 = every rank keeps the whole optimizer state; 1 = float32 masters and AdamW moments sharded over "
+        "ranks (gradients reduce-scattered, updated weights all-gathered); 2 = also the reduced gradients "
+        "(whole gradients freed after the reduction). Checkpoints are the same for every stage and resume with any",
+        0, 2);
 
   s.add("logging.every", &logging.every, "console line every N steps", 1);
   s.add("logging.progress", &logging.progress, "progress bar (auto = when stderr is a terminal)", {"auto", "on", "off"});

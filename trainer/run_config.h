@@ -72,6 +72,7 @@ struct RunConfig {
     std::string backend = "auto";    // auto | gloo | nccl
     int64_t timeout_s = 300;
     double bucket_mb = 25;
+    int64_t zero_stage = 0;          // 0 replicated optimizer | 1 sharded optimizer state | 2 + sharded gradients
   } distributed;
   struct Logging {
     int64_t every = 1;

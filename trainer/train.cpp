@@ -7,6 +7,7 @@
 #include "trainer/distributed.h"
 #include "trainer/log.h"
 #include "trainer/optim.h"
+#include "trainer/zero.h"
 
 #include <torch/cuda.h>
 #include <unistd.h>
@@ -49,6 +50,19 @@ std::string hms(double seconds) {
   const int64_t s = static_cast<int64_t>(seconds);
   std::ostringstream os;
   os << std::setfill('0') << std::setw(2) << s / 3600 << ":" << std::setw(2) << (s / 60) % 60 << ":" << std::setw(2) << s % 60;
+  return os.str();
+}
+
+std::string human_bytes(int64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  std::ostringstream os;
+  os << std::fixed << std::setprecision(u == 0 ? 0 : 1) << v << " " << units[u];
   return os.str();
 }
 
@@ -129,11 +143,26 @@ TrainSummary train(const RunConfig& cfg, const nlohmann::json& resolved) {
   }
   dist.broadcast_params(params);
   // The optimizer's masters are taken from the float32 weights before the model is cast down (a
-  // master made from bfloat16 weights would have lost their low bits for good).
-  AdamW opt(named, {.lr = cfg.optim.lr, .beta1 = cfg.optim.beta1, .beta2 = cfg.optim.beta2, .eps = cfg.optim.eps,
-                    .weight_decay = cfg.optim.weight_decay});
+  // master made from bfloat16 weights would have lost their low bits for good); its gradient hooks
+  // are attached once the parameters have their compute dtype.
+  const int zero_stage = static_cast<int>(cfg.distributed.zero_stage);
+  std::unique_ptr<DataParallelOptimizer> opt = make_data_parallel_optimizer(
+      dist, named,
+      {.lr = cfg.optim.lr, .beta1 = cfg.optim.beta1, .beta2 = cfg.optim.beta2, .eps = cfg.optim.eps,
+       .weight_decay = cfg.optim.weight_decay},
+      zero_stage, static_cast<int64_t>(cfg.distributed.bucket_mb * (1 << 20)), dtype);
   model->to(dtype);
-  GradReducer reducer(dist, params, static_cast<int64_t>(cfg.distributed.bucket_mb * (1 << 20)));
+  opt->attach();
+  {
+    const OptimizerMemory m = opt->memory();
+    int64_t numel = 0;
+    for (const auto& p : params) numel += p.numel();
+    // Replicated: both moments, and masters unless the model computes in float32 (then they are its weights).
+    const int64_t replicated = numel * 8 + (dtype == at::kFloat ? 0 : numel * 4);
+    log::info(cat("optimizer state on this rank: ", human_bytes(m.master + m.moments), " = float32 masters ",
+                  human_bytes(m.master), " + moments ", human_bytes(m.moments), " (ZeRO-", zero_stage, " over ", env.world,
+                  env.world == 1 ? " rank" : " ranks", "; replicated on every rank: ", human_bytes(replicated), ")"));
+  }
   log::info(cat("model ", cfg.model.path, ": ", mc.num_hidden_layers, " layers, hidden ", mc.hidden_size, ", rope ",
                 describe_rope(rope, mc.rope_theta), ", max_position_embeddings ", max_pos, ", ", dtype_name(dtype), " on ", dev.str()));
 
@@ -166,7 +195,7 @@ TrainSummary train(const RunConfig& cfg, const nlohmann::json& resolved) {
       throw std::runtime_error("ranks disagree on the checkpoint to resume from ('" + resume_from + "' vs '" + other +
                                "'): run.output_dir must be on a filesystem all ranks share");
   if (!resume_from.empty()) {
-    state = load_checkpoint(resume_from, dist, model, opt, loader);
+    state = load_checkpoint(resume_from, dist, model, *opt, loader);
     log::info(cat("resumed from ", resume_from, " at step ", state.step));
   }
 
@@ -204,19 +233,17 @@ TrainSummary train(const RunConfig& cfg, const nlohmann::json& resolved) {
     at::Tensor loss_sum = at::zeros({1}, at::TensorOptions().dtype(at::kDouble).device(dev));
     for (size_t mi = 0; mi < micro.size(); ++mi) {
       const Batch& b = micro[mi];
-      if (mi + 1 == micro.size()) reducer.arm();  // reduce during the last backward only
+      if (mi + 1 == micro.size()) opt->arm();  // reduce during the last backward only
       at::Tensor logits = model->forward(b.input_ids.to(dev), b.position_ids.to(dev), fo);
       LossResult l = causal_lm_loss(logits, b.labels.to(dev));
       (l.sum / total_tokens[0]).backward();
       loss_sum += l.sum.detach().to(at::kDouble);
     }
-    reducer.finish();
-    if (state.step == first_step && env.world > 1)
-      log::info(cat("gradient all-reduce: ", reducer.buckets(), " buckets, ", reducer.launched_during_backward(),
-                    " launched while backward was still running"));
-    at::Tensor grad_norm = clip_grad_norm(params, cfg.optim.grad_clip);
-    opt.step(lr);
-    opt.zero_grad();
+    opt->finish();
+    if (state.step == first_step && env.world > 1) log::info(opt->reduction_summary());
+    at::Tensor grad_norm = opt->clip_grad_norm(cfg.optim.grad_clip);
+    opt->step(lr);
+    opt->zero_grad();
     dist.allreduce_sum(loss_sum);
     at::Tensor logged = at::cat({loss_sum / total_tokens.to(at::kDouble), grad_norm.to(at::kDouble).reshape({1})}).cpu();
     const double loss = logged[0].item<double>(), gnorm = logged[1].item<double>();
@@ -251,7 +278,7 @@ TrainSummary train(const RunConfig& cfg, const nlohmann::json& resolved) {
     const bool stopping = cfg.run.stop_after > 0 && state.step >= cfg.run.stop_after;
     if (due || stopping || state.step == cfg.schedule.steps) {
       progress.clear();
-      last_ckpt = save_checkpoint(dist, run_dir.string(), model, opt, loader, state, resolved, tokenizer, cfg.checkpoint.keep_last);
+      last_ckpt = save_checkpoint(dist, run_dir.string(), model, *opt, loader, state, resolved, tokenizer, cfg.checkpoint.keep_last);
       log::info("checkpoint " + last_ckpt);
     }
     if (stopping && state.step < cfg.schedule.steps) {
