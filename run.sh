@@ -356,7 +356,7 @@ demo() {
   mkdir -p "$dir"
   [[ -d "$lic" ]] || die "$lic not found: the demo's corpus is the license texts Debian's base-files ships"
 
-  demo_stage 1/8 "corpus and tokenizer (held out for perplexity: Apache-2.0 and MPL-2.0)"
+  demo_stage 1/7 "corpus and tokenizer (held out for perplexity: Apache-2.0 and MPL-2.0)"
   if [[ ! -f "$dir/tok.model" ]]; then
     cat "$lic"/GPL-3 "$lic"/GPL-2 "$lic"/GPL-1 "$lic"/LGPL-2.1 "$lic"/LGPL-2 "$lic"/LGPL-3 "$lic"/GFDL-1.3 \
         "$lic"/GFDL-1.2 "$lic"/MPL-1.1 "$lic"/Artistic "$lic"/CC0-1.0 "$lic"/BSD > "$dir/train.txt"
@@ -371,45 +371,38 @@ demo() {
     mv "$dir/tok.partial.vocab" "$dir/tok.vocab" && mv "$dir/tok.partial.model" "$dir/tok.model"
   fi
 
-  demo_stage 2/8 "training data: retrieval examples at 256 and 1024 tokens + license text, token stores"
+  demo_stage 2/7 "training data: copy, passkey and key-value examples at 256 and 1024 tokens + license text"
   local n
   for n in 256 1024; do
     [[ -f "$dir/store-$n/COMPLETE" ]] && continue
-    local count=$(( n == 256 ? 3000 : 600 ))
-    "$bin" make-tasks --tokenizer "$dir/tok.model" --task passkey --length "$n" --count "$count" --seed "$n" --output "$dir/passkey-$n.jsonl"
-    "$bin" make-tasks --tokenizer "$dir/tok.model" --task kv --length "$n" --count "$count" --kv-ids hex:4 --seed $((n + 1)) --output "$dir/kv-$n.jsonl"
-    "$bin" prepare --tokenizer "$dir/tok.model" --input "$dir/passkey-$n.jsonl" --input "$dir/kv-$n.jsonl" \
-      --input "$dir/train.txt" --chunk "$n" --output "$dir/store-$n" --overwrite >/dev/null
+    local count=$(( n == 256 ? 3000 : 600 )) t inputs=()
+    for t in passkey kv copy; do
+      "$bin" make-tasks --tokenizer "$dir/tok.model" --task "$t" --length "$n" --count "$count" --kv-ids hex:4 \
+        --seed "$n${#t}" --output "$dir/$t-$n.jsonl" >/dev/null
+      inputs+=(--input "$dir/$t-$n.jsonl")
+    done
+    "$bin" prepare --tokenizer "$dir/tok.model" "${inputs[@]}" --input "$dir/train.txt" --chunk "$n" \
+      --output "$dir/store-$n" --overwrite >/dev/null
   done
   [[ -f "$dir/store-heldout/COMPLETE" ]] ||
     "$bin" prepare --tokenizer "$dir/tok.model" --input "$dir/heldout.txt" --chunk 1100 --output "$dir/store-heldout" --overwrite >/dev/null
 
-  demo_stage 3/8 "pre-training the base model at a 256-token window (configs/demo/pretrain.json)"
+  demo_stage 3/7 "pre-training the base model at a 256-token window (configs/demo/pretrain.json)"
   [[ -f "$dir/base-init/config.json" ]] ||
-    "$bin" new-model --output "$dir/base-init" --tokenizer "$dir/tok.model" --set hidden_size=128 --set intermediate_size=384 \
-      --set num_hidden_layers=4 --set num_attention_heads=4 --set num_key_value_heads=4 --set max_position_embeddings=256 >/dev/null
+    "$bin" new-model --output "$dir/base-init" --tokenizer "$dir/tok.model" --set hidden_size=64 --set intermediate_size=192 \
+      --set num_hidden_layers=2 --set num_attention_heads=4 --set num_key_value_heads=4 --set max_position_embeddings=256 >/dev/null
   demo_train pretrain
-  demo_stage 4/8 "extending to 1024 with CREAM, training at the 256 window (configs/demo/cream.json)"
-  demo_train cream
-  demo_stage 5/8 "extending to 1024 with PI, training at 1024 (configs/demo/pi.json)"
-  demo_train pi
+  demo_stage 4/7 "extending to 1024, side by side on one core each: CREAM at the 256 window, PI at 1024 (configs/demo/)"
+  demo_parallel "demo_train cream" "demo_train pi"
 
-  demo_stage 6/8 "evaluating base, CREAM and PI (perplexity, passkey, key-value) at 256 ... 1024"
-  local m
-  for m in pretrain cream pi; do
-    [[ -f "$dir/eval-$m/results.json" ]] && continue
-    local label=$m; [[ $m == pretrain ]] && label="base (256)"
-    [[ $m == cream ]] && label="CREAM"; [[ $m == pi ]] && label="PI"
-    "$bin" eval --model "$dir/$m/export" --label "$label" --tasks ppl,passkey,kv --data "$dir/store-heldout" \
-      --lengths 128,256,512,768,1024 --depths 10 --samples 6 --docs 8 --kv-ids hex:4 --no-plot \
-      --output "$dir/eval-$m.partial" >/dev/null
-    rm -rf "$dir/eval-$m" && mv "$dir/eval-$m.partial" "$dir/eval-$m"
-  done
+  demo_stage 5/7 "evaluating base, CREAM and PI (perplexity, passkey, key-value) at 128 ... 1024"
+  demo_parallel "demo_eval pretrain 'base (256)'" "demo_eval cream CREAM"
+  demo_eval pi PI
 
-  demo_stage 7/8 "pictures (matplotlib)"
+  demo_stage 6/7 "pictures (matplotlib)"
   "$py" "$ROOT/trainer/plot_eval.py" --output "$dir/compare" "$dir/eval-pretrain" "$dir/eval-cream" "$dir/eval-pi" >/dev/null
 
-  demo_stage 8/8 "summary"
+  demo_stage 7/7 "summary"
   "$py" "$ROOT/trainer/demo_summary.py" "$dir/eval-pretrain" "$dir/eval-cream" "$dir/eval-pi"
   printf '\nexported models: %s\n' "$dir/cream/export  $dir/pi/export  (Hugging Face format; transformers loads them)"
   printf 'full tables:     %s\n' "$dir/compare/summary.md  $dir/eval-*/results.md"
@@ -417,11 +410,34 @@ demo() {
   printf 'demo time:       %s (after the build)\n' "$(date -u -d @$((SECONDS - DEMO_T0)) +%M:%S)"
 }
 
+# Runs two shell commands at once, one core each (tiny models gain little from a second thread; two
+# runs side by side nearly halve the wall time). Fails if either fails.
+demo_parallel() {
+  OMP_NUM_THREADS=1 eval "$1" & local a=$!
+  OMP_NUM_THREADS=1 eval "$2" & local b=$!
+  local rc=0
+  wait "$a" || rc=$?
+  wait "$b" || rc=$?
+  return "$rc"
+}
+
+# Evaluates runs/demo/NAME/export into runs/demo/eval-NAME unless done.
+demo_eval() {
+  local name="$1" label="$2" dir="$ROOT/runs/demo"
+  [[ -f "$dir/eval-$name/results.json" ]] && { log "runs/demo/eval-$name: done before, reused"; return 0; }
+  rm -rf "$dir/eval-$name.partial"
+  "$BUILD/ropex" eval --model "$dir/$name/export" --label "$label" --tasks ppl,passkey,kv --data "$dir/store-heldout" \
+    --lengths 128,256,512,768,1024 --depths 10 --samples 6 --docs 8 --kv-ids hex:4 --no-plot \
+    --output "$dir/eval-$name.partial" >/dev/null
+  mv "$dir/eval-$name.partial" "$dir/eval-$name"
+}
+
 # Trains configs/demo/NAME.json unless its export exists (an interrupted run resumes from its checkpoint).
 demo_train() {
   local name="$1"
   [[ -f "$ROOT/runs/demo/$name/export/config.json" ]] && { log "runs/demo/$name: done before, reused"; return 0; }
-  "$BUILD/ropex" train "$ROOT/configs/demo/$name.json" --set logging.progress=off
+  "$BUILD/ropex" train "$ROOT/configs/demo/$name.json" --set logging.progress=off 2>&1 |
+    { grep --line-buffered -E 'step [0-9]+/|done:|resumed|error|warn' || true; } | sed -u "s/^/  [$name] /"
 }
 
 cmd="${1:-help}"
