@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -103,7 +104,9 @@ int cmd_bench(const Args& argv) {
   const at::ScalarType dtype = parse_dtype_name(args.get("dtype"));
   const bool ckpt = args.flag_set("ckpt");
 
-  nlohmann::json res = {{"impl", "ropex"}, {"shape", args.has("config") ? args.get("config") : args.get("shape")},
+  // A --config shape is named by its file's stem, as bench/baseline_hf.py names it.
+  const std::string shape_name = args.has("config") ? std::filesystem::path(args.get("config")).stem().string() : args.get("shape");
+  nlohmann::json res = {{"impl", "ropex"}, {"shape", shape_name},
                         {"seq", T}, {"batch", B}, {"dtype", dtype_name(dtype)}, {"device", dev.is_cuda() ? "cuda" : "cpu"},
                         {"ckpt", ckpt}, {"steps", steps}, {"optimizer", "ropex AdamW, float32 masters and moments"},
                         {"torch", TORCH_VERSION}, {"tokens_per_step", B * T}};
