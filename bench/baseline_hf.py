@@ -64,14 +64,9 @@ import traceback
 
 import torch
 
-SHAPES = {
-    "debug": dict(vocab_size=500, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                  num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False),
-    "tinyllama-1.1b": dict(vocab_size=32000, hidden_size=2048, intermediate_size=5632, num_hidden_layers=22,
-                           num_attention_heads=32, num_key_value_heads=4, tie_word_embeddings=False),
-    "llama2-7b": dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
-                      num_attention_heads=32, num_key_value_heads=32, tie_word_embeddings=False),
-}
+from memory_estimate import SHAPES as _ALL_SHAPES  # one table of model shapes for bench/ (torch-free module)
+
+SHAPES = {name: _ALL_SHAPES[name] for name in ("debug", "tinyllama-1.1b", "llama2-7b")}
 COMMON = dict(rms_norm_eps=1e-5, rope_theta=10000.0, max_position_embeddings=4096, hidden_act="silu",
               attention_bias=False, mlp_bias=False, initializer_range=0.02)
 
