@@ -123,7 +123,9 @@ json eval_ppl(LlamaForCausalLM& model, const Tokenizer& tok, const EvalOptions& 
       // Documents in store order whose text (without BOS) has at least L - 1 tokens.
       std::vector<size_t> chosen;
       for (size_t d = 0; d < store.num_documents() && static_cast<int64_t>(chosen.size()) < o.docs; ++d) {
-        const int64_t len = store.doc_len(d) - (store.doc_len(d) > 0 && store.document(d).front() == bos ? 1 : 0);
+        int32_t first = -1;
+        if (store.doc_len(d) > 0) store.read(d, 0, 1, &first);  // one token, not the whole document
+        const int64_t len = store.doc_len(d) - (first == bos ? 1 : 0);
         if (len >= L - 1) chosen.push_back(d);
       }
       if (chosen.empty()) {
