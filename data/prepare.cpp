@@ -299,8 +299,7 @@ class Batcher {
       size_t begin = 0;
       for (; begin + piece <= ids.size() && piece > 0; begin += piece) {
         const size_t end = begin + piece;
-        writer_.add_document(std::vector<int32_t>(ids.begin() + static_cast<std::ptrdiff_t>(begin),
-                                                  ids.begin() + static_cast<std::ptrdiff_t>(end)));
+        writer_.add_document(std::span<const int32_t>(ids).subspan(begin, end - begin));
         lengths_.push_back(static_cast<int64_t>(end - begin));
         tokens_ += static_cast<int64_t>(end - begin);
       }

@@ -202,4 +202,14 @@ int Tokenizer::unk_id() const { return impl().sp.unk_id(); }
 int Tokenizer::pad_id() const { return impl().sp.pad_id(); }
 const std::string& Tokenizer::path() const { return impl().path; }
 
+Tokenizer load_model_tokenizer(const std::string& model_dir, const std::string& override_path, int64_t model_vocab_size) {
+  const std::string path = override_path.empty() ? (fs::path(model_dir) / "tokenizer.model").string() : override_path;
+  if (!fs::is_regular_file(path)) throw std::runtime_error(path + ": tokenizer model not found (pass --tokenizer FILE)");
+  Tokenizer tok = Tokenizer::load(path);
+  if (tok.vocab_size() > model_vocab_size)
+    throw std::runtime_error(path + ": tokenizer has " + std::to_string(tok.vocab_size()) + " pieces but the model's vocab_size is " +
+                             std::to_string(model_vocab_size));
+  return tok;
+}
+
 }  // namespace ropex

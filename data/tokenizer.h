@@ -65,4 +65,9 @@ class Tokenizer {
   std::unique_ptr<Impl> impl_;
 };
 
+// The tokenizer of a Hugging Face model directory: `override_path` when non-empty, else
+// MODEL_DIR/tokenizer.model. Throws naming the path when it is missing, and when the tokenizer has
+// more pieces than the model's vocab_size (ids the embedding cannot hold).
+Tokenizer load_model_tokenizer(const std::string& model_dir, const std::string& override_path, int64_t model_vocab_size);
+
 }  // namespace ropex

@@ -298,12 +298,6 @@ class AtomicFile {
   bool committed_ = false;
 };
 
-void write_text_file(const std::string& path, const std::string& text) {
-  AtomicFile f(path);
-  f.write(text.data(), text.size());
-  f.commit();
-}
-
 // Reads a small text file (an index), refusing anything absurdly large.
 std::string read_text_file(const std::string& path) {
   std::error_code ec;
@@ -419,6 +413,13 @@ bool is_plain_file_name(const std::string& f) {
 }
 
 }  // namespace
+
+void write_text_file(const std::string& path, const std::string& text) {
+  AtomicFile f(path);
+  f.write(text.data(), text.size());
+  f.commit();
+}
+
 
 // -------------------------------------------------------------------------------------------------
 // dtypes

@@ -96,6 +96,9 @@ struct TensorView {
 // Bytes a tensor of this dtype and shape takes. Throws on a negative dim or on overflow.
 uint64_t nbytes(DType dtype, const std::vector<int64_t>& shape);
 
+// A small text file (an index, a JSON report), written as atomically as write_file below.
+void write_text_file(const std::string& path, const std::string& text);
+
 // Writes atomically: PATH.tmp-<pid>, write, fsync, rename, fsync the directory. Always writes
 // "__metadata__": {"format": "pt", ...extra} (an extra "format" other than "pt" is an error).
 // Tensors are laid out back to back in the given order; the header is padded with spaces to a

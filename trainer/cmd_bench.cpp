@@ -1,5 +1,6 @@
-// ropex bench: times ropex's training step (the step trainer/train.cpp runs: forward, token-mean
-// causal LM loss, backward, global-norm clipping, AdamW with float32 masters, zero_grad) on random
+// ropex bench: times ropex's training step (the step trainer/train.cpp runs, through the same
+// DataParallelOptimizer on one rank: forward, token-mean causal LM loss, backward, gradient
+// reduction hooks, global-norm clipping, AdamW with float32 masters, zero_grad) on random
 // data for a model shape, and prints the fields bench/baseline_hf.py prints for transformers, so
 // bench/compare.py can put them side by side: tokens/s, step time and its breakdown, peak GPU
 // memory, model FLOPs per token and MFU (formula in bench/FLOPS.md).
@@ -8,7 +9,8 @@
 #include "trainer/commands.h"
 #include "trainer/device.h"
 #include "trainer/log.h"
-#include "trainer/optim.h"
+#include "trainer/distributed.h"
+#include "trainer/zero.h"
 
 #include <ATen/ops/randint.h>
 #include <c10/core/GradMode.h>
@@ -93,6 +95,18 @@ int cmd_bench(const Args& argv) {
       .flag("ckpt", "activation checkpointing")
       .flag("json", "print one JSON line");
   args.parse(argv);
+  double peak_override = 0;  // checked before any work
+  if (args.has("peak-tflops")) {
+    const std::string text = args.get("peak-tflops");
+    size_t used = 0;
+    try {
+      peak_override = std::stod(text, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != text.size() || !(peak_override > 0))
+      throw UsageError("bench: --peak-tflops expects a positive number, got '" + text + "'");
+  }
   LlamaConfig cfg = args.has("config") ? load_config(args.get("config")) : shape_config(args.get("shape"));
   if (const int64_t l = args.get_int("layers"); l > 0) cfg.num_hidden_layers = std::min(cfg.num_hidden_layers, l);
   const int64_t T = args.get_int("seq"), B = args.get_int("batch");
@@ -120,16 +134,18 @@ int cmd_bench(const Args& argv) {
     model->init_weights(0);
     model->to(dev, at::kFloat);
     model->train();
-    std::vector<at::Tensor> params;
     std::vector<std::pair<std::string, at::Tensor>> named;
     int64_t n_params = 0;
     for (auto& p : model->named_parameters()) {
-      params.push_back(p.value());
       named.emplace_back(p.key(), p.value());
       n_params += p.value().numel();
     }
-    AdamW opt(named, {.lr = 1e-5, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.0});
+    Distributed one_rank(DistEnv{}, dev.is_cuda() ? "nccl" : "gloo", std::chrono::seconds(60));  // world 1: no collectives
+    const std::unique_ptr<DataParallelOptimizer> opt = make_data_parallel_optimizer(
+        one_rank, named, {.lr = 1e-5, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.0}, /*zero_stage=*/0,
+        int64_t{25} << 20, dtype);
     model->to(dtype);
+    opt->attach();
     res["params"] = n_params;
     ForwardOptions fo;
     fo.attention = parse_attention_backend(args.get("attention"));
@@ -145,11 +161,13 @@ int cmd_bench(const Args& argv) {
       double t = f ? (sync(dev), now_s()) : 0;
       LossResult l = causal_lm_loss(model->forward(ids, pos, fo), ids);
       if (f) { sync(dev); *f += now_s() - t; t = now_s(); }
+      opt->arm();
       l.mean.backward();
+      opt->finish();
       if (b) { sync(dev); *b += now_s() - t; t = now_s(); }
-      clip_grad_norm(params, 1.0);
-      opt.step(1e-5);
-      opt.zero_grad();
+      opt->clip_grad_norm(1.0);
+      opt->step(1e-5);
+      opt->zero_grad();
       if (o) { sync(dev); *o += now_s() - t; }
       last_loss = l.mean.detach();
     };
@@ -174,7 +192,7 @@ int cmd_bench(const Args& argv) {
     const double fpt = 6.0 * static_cast<double>(matmul_params(cfg)) +
                        6.0 * static_cast<double>(cfg.num_hidden_layers * T * cfg.num_attention_heads * cfg.resolved_head_dim());
     const double tok_s = static_cast<double>(B * T) / step_s;
-    double peak = args.has("peak-tflops") ? std::stod(args.get("peak-tflops")) : peak_tflops(gpu, dtype);
+    const double peak = peak_override > 0 ? peak_override : peak_tflops(gpu, dtype);
     res["tokens_per_s"] = tok_s;
     res["step_ms"] = 1e3 * step_s;
     res["step_ms_median"] = 1e3 * sorted[sorted.size() / 2];

@@ -3,6 +3,7 @@
 // ropex make-tasks: retrieval examples as training documents (.jsonl) for `ropex prepare`.
 #include "data/tasks.h"
 #include "models/llama.h"
+#include "models/safetensors.h"
 #include "trainer/cli.h"
 #include "trainer/commands.h"
 #include "trainer/device.h"
@@ -35,16 +36,6 @@ std::string plot_python(const ArgParser& args) {
   const fs::path venv = fs::path(ROPEX_SOURCE_DIR) / ".venv" / "bin" / "python";
   if (!std::string(ROPEX_SOURCE_DIR).empty() && fs::exists(venv)) return venv.string();
   return "python3";
-}
-
-void write_file(const fs::path& path, const std::string& text) {
-  const fs::path tmp = path.string() + ".partial";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    if (!out.flush()) throw std::runtime_error(tmp.string() + ": cannot write");
-  }
-  fs::rename(tmp, path);
 }
 
 }  // namespace
@@ -120,8 +111,8 @@ int cmd_eval(const Args& argv) {
   const nlohmann::json results = run_eval(o, dist);
   if (!dist.is_main()) return 0;
   fs::create_directories(out_dir);
-  write_file(out_dir / "results.json", results.dump(2) + "\n");
-  write_file(out_dir / "results.md", "# ropex eval\n\n" + eval_markdown(results));
+  st::write_text_file((out_dir / "results.json").string(), results.dump(2) + "\n");
+  st::write_text_file((out_dir / "results.md").string(), "# ropex eval\n\n" + eval_markdown(results));
   std::cout << eval_markdown(results);
   log::info("wrote " + (out_dir / "results.json").string() + " and results.md");
   if (!args.flag_set("no-plot")) {
@@ -140,7 +131,7 @@ int cmd_eval(const Args& argv) {
 int cmd_make_tasks(const Args& argv) {
   ArgParser args("make-tasks",
                  "Writes retrieval examples as training documents (.jsonl, field \"text\") for `ropex prepare`:\n"
-                 "each is a passkey or key-value prompt that fits in --length tokens with its answer, followed by\n"
+                 "each is a passkey, key-value or copy prompt that fits in --length tokens with its answer, followed by\n"
                  "filler so the document is longer than --length (a loader taking the first N tokens sees the\n"
                  "whole example). Depths / asked positions are uniform in [0, 1].");
   args.option("tokenizer", "FILE", "SentencePiece model the lengths are counted with")
@@ -183,7 +174,7 @@ int cmd_make_tasks(const Args& argv) {
     while (tokens(text) <= length) text += passkey_filler();
     out += nlohmann::json{{"text", text}}.dump() + "\n";
   }
-  write_file(out_path, out);
+  st::write_text_file(out_path.string(), out);
   log::info(cat("wrote ", count, " ", task, " examples of ", length, " tokens to ", out_path.string()));
   return 0;
 }

@@ -38,25 +38,18 @@ int cmd_score(const Args& argv) {
   args.parse(argv);
   const std::string model_dir = args.get("model");
   const std::string text_path = args.get("text");
-  const std::string tok_path = args.has("tokenizer") ? args.get("tokenizer") : (std::filesystem::path(model_dir) / "tokenizer.model").string();
-  if (!std::filesystem::is_regular_file(tok_path))
-    throw std::runtime_error(tok_path + ": tokenizer model not found (pass --tokenizer FILE)");
-  Tokenizer tok = Tokenizer::load(tok_path);
-  std::vector<int32_t> ids = tok.encode(read_text(text_path), /*add_bos=*/true, /*add_eos=*/false);
-  if (args.has("max-tokens")) {
-    const int64_t n = args.get_int("max-tokens");
-    if (n < 2) throw UsageError("score: --max-tokens must be at least 2, got " + std::to_string(n));
-    if (static_cast<int64_t>(ids.size()) > n) ids.resize(n);
-  }
-  if (ids.size() < 2) throw std::runtime_error(text_path + ": fewer than one token after BOS; nothing to score");
-
+  const int64_t max_tokens = args.has("max-tokens") ? args.get_int("max-tokens") : 0;
+  if (args.has("max-tokens") && max_tokens < 2)
+    throw UsageError("score: --max-tokens must be at least 2, got " + std::to_string(max_tokens));
   LoadOptions lo;
   lo.device = parse_device(args.get("device"));
   lo.dtype = parse_dtype_name(args.get("dtype"));
   LlamaForCausalLM model = load_pretrained(model_dir, lo);
-  if (tok.vocab_size() > model->config().vocab_size)
-    throw std::runtime_error(tok_path + ": tokenizer has " + std::to_string(tok.vocab_size()) +
-                             " pieces but the model's vocab_size is " + std::to_string(model->config().vocab_size));
+  const Tokenizer tok = load_model_tokenizer(model_dir, args.has("tokenizer") ? args.get("tokenizer") : "", model->config().vocab_size);
+  std::vector<int32_t> ids = tok.encode(read_text(text_path), /*add_bos=*/true, /*add_eos=*/false);
+  if (max_tokens > 0 && static_cast<int64_t>(ids.size()) > max_tokens) ids.resize(max_tokens);
+  if (ids.size() < 2) throw std::runtime_error(text_path + ": fewer than one token after BOS; nothing to score");
+
   const int64_t T = static_cast<int64_t>(ids.size());
   if (T > model->config().max_position_embeddings)
     log::warn("scoring " + std::to_string(T) + " tokens, past the model's max_position_embeddings (" +

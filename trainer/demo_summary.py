@@ -5,18 +5,16 @@ perplexity (truncated protocol) at the pre-trained window and at the longest len
 
 usage: demo_summary.py EVAL_DIR [EVAL_DIR ...]
 """
-import json
 import sys
-from pathlib import Path
+
+import plot_eval  # same folder: its load() reads and checks a results.json (or a directory holding one)
 
 
 def load(path):
-    p = Path(path)
-    p = p / "results.json" if p.is_dir() else p
     try:
-        return json.loads(p.read_text())
-    except (OSError, ValueError) as e:
-        sys.exit(f"demo_summary.py: error: {p}: {e}")
+        return plot_eval.load(path)
+    except plot_eval.InputError as e:
+        sys.exit(f"demo_summary.py: error: {e}")
 
 
 def ppl_at(r, length):

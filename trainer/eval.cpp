@@ -317,12 +317,7 @@ json run_eval(const EvalOptions& o, Distributed& dist) {
   lo.dtype = o.dtype;
   LlamaForCausalLM model = load_pretrained(o.model_dir, lo);
   model->eval();
-  const std::string tok_path = o.tokenizer_path.empty() ? (fs::path(o.model_dir) / "tokenizer.model").string() : o.tokenizer_path;
-  if (!fs::is_regular_file(tok_path)) throw std::runtime_error(tok_path + ": tokenizer model not found (pass --tokenizer FILE)");
-  const Tokenizer tok = Tokenizer::load(tok_path);
-  if (tok.vocab_size() > model->config().vocab_size)
-    throw std::runtime_error(cat(tok_path, ": tokenizer has ", tok.vocab_size(), " pieces but the model's vocab_size is ",
-                                 model->config().vocab_size));
+  const Tokenizer tok = load_model_tokenizer(o.model_dir, o.tokenizer_path, model->config().vocab_size);
   const LlamaConfig& cfg = model->config();
   EvalOptions opt = o;
   if (opt.pretrained_len <= 0) opt.pretrained_len = pretrained_window(cfg);
