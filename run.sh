@@ -19,12 +19,16 @@
 #                         same machine, same shapes, one table of ratios (runs/bench/DATE/table.md);
 #                         GPU: debug, TinyLlama-1.1B and Llama-2-7B shapes at 4K (+16K/32K), bf16;
 #                         CPU: the debug shape and bench/shapes/small.json in float32
-#   ./run.sh demo         the whole story on a CPU in about 10 minutes (after build): tokenizer and
-#                         corpus from public text Debian ships, a tiny Llama pre-trained at a 256-token
-#                         window with passkey / key-value examples mixed in, extended 4x to 1024 with
-#                         CREAM (at the 256 window) and with PI (at 1024), evaluated (perplexity by
-#                         length, passkey, key-value by position), exported; ends with a table and
-#                         the pictures' paths. Re-running reuses what is done (runs/demo).
+#   ./run.sh demo         the whole story on a CPU in under 10 minutes (after build): a tokenizer and
+#                         corpus from the Python standard library's sources, a tiny Llama pre-trained
+#                         at a 256-token window with passkey / key-value / copy examples mixed in,
+#                         extended 4x to 1024 with CREAM (at the 256 window) and with PI (at 1024),
+#                         evaluated (perplexity by length, passkey, key-value by position), exported;
+#                         ends with a table and the pictures' paths. Re-running reuses what is done
+#                         (runs/demo).
+#   ./run.sh repro        the papers' comparison in miniature (bench/REPRO.md): the demo's base
+#                         extended 8x to 2048 with PI and YaRN (at 2048) and PoSE and CREAM (at 256),
+#                         all evaluated the same way (runs/repro; reuses the demo's stages)
 #
 # Environment:
 #   Torch_DIR=/path/to/libtorch/share/cmake/Torch   build against an existing LibTorch instead of
@@ -347,57 +351,19 @@ bench() {
 
 # ---- demo ----
 DEMO_T0=0
-demo_stage() { printf '\033[1m[demo %s]\033[0m %s  (%s elapsed)\n' "$1" "$2" "$(date -u -d @$((SECONDS - DEMO_T0)) +%M:%S)" >&2; }
+DEMO_TAG=demo
+DEMO_KV_IDS=hex:2  # 2-character ids: 2 tokens each, a key a 2-layer model can match
+demo_stage() { printf '\033[1m[%s %s]\033[0m %s  (%s elapsed)\n' "$DEMO_TAG" "$1" "$2" "$(date -u -d @$((SECONDS - DEMO_T0)) +%M:%S)" >&2; }
 
 demo() {
-  build >&2
-  DEMO_T0=$SECONDS
-  local dir="$ROOT/runs/demo" bin="$BUILD/ropex" py="${ROPEX_PYTHON:-$VENV/bin/python}" lic=/usr/share/common-licenses
-  mkdir -p "$dir"
-  [[ -d "$lic" ]] || die "$lic not found: the demo's corpus is the license texts Debian's base-files ships"
-
-  demo_stage 1/7 "corpus and tokenizer (held out for perplexity: Apache-2.0 and MPL-2.0)"
-  if [[ ! -f "$dir/tok.model" ]]; then
-    cat "$lic"/GPL-3 "$lic"/GPL-2 "$lic"/GPL-1 "$lic"/LGPL-2.1 "$lic"/LGPL-2 "$lic"/LGPL-3 "$lic"/GFDL-1.3 \
-        "$lic"/GFDL-1.2 "$lic"/MPL-1.1 "$lic"/Artistic "$lic"/CC0-1.0 "$lic"/BSD > "$dir/train.txt"
-    cat "$lic"/Apache-2.0 "$lic"/MPL-2.0 > "$dir/heldout.txt"
-    # Two passes: a first tokenizer measures a few task prompts, the final one learns their words too.
-    "$bin" train-tokenizer --input "$dir/train.txt" --output "$dir/tok0" --vocab-size 1000 >/dev/null
-    "$bin" make-tasks --tokenizer "$dir/tok0.model" --task passkey --length 400 --count 20 --seed 100 --output "$dir/tok_passkey.jsonl"
-    "$bin" make-tasks --tokenizer "$dir/tok0.model" --task kv --length 400 --count 20 --kv-ids hex:4 --seed 101 --output "$dir/tok_kv.jsonl"
-    "$py" -c 'import json,sys; [print(json.loads(l)["text"]) for f in sys.argv[1:] for l in open(f)]' \
-      "$dir/tok_passkey.jsonl" "$dir/tok_kv.jsonl" | cat "$dir/train.txt" - > "$dir/tokenizer_text.txt"
-    "$bin" train-tokenizer --input "$dir/tokenizer_text.txt" --output "$dir/tok.partial" --vocab-size 1000 >/dev/null
-    mv "$dir/tok.partial.vocab" "$dir/tok.vocab" && mv "$dir/tok.partial.model" "$dir/tok.model"
-  fi
-
-  demo_stage 2/7 "training data: copy, passkey and key-value examples at 256 and 1024 tokens + license text"
-  local n
-  for n in 256 1024; do
-    [[ -f "$dir/store-$n/COMPLETE" ]] && continue
-    local count=$(( n == 256 ? 3000 : 600 )) t inputs=()
-    for t in passkey kv copy; do
-      "$bin" make-tasks --tokenizer "$dir/tok.model" --task "$t" --length "$n" --count "$count" --kv-ids hex:4 \
-        --seed "$n${#t}" --output "$dir/$t-$n.jsonl" >/dev/null
-      inputs+=(--input "$dir/$t-$n.jsonl")
-    done
-    "$bin" prepare --tokenizer "$dir/tok.model" "${inputs[@]}" --input "$dir/train.txt" --chunk "$n" \
-      --output "$dir/store-$n" --overwrite >/dev/null
-  done
-  [[ -f "$dir/store-heldout/COMPLETE" ]] ||
-    "$bin" prepare --tokenizer "$dir/tok.model" --input "$dir/heldout.txt" --chunk 1100 --output "$dir/store-heldout" --overwrite >/dev/null
-
-  demo_stage 3/7 "pre-training the base model at a 256-token window (configs/demo/pretrain.json)"
-  [[ -f "$dir/base-init/config.json" ]] ||
-    "$bin" new-model --output "$dir/base-init" --tokenizer "$dir/tok.model" --set hidden_size=64 --set intermediate_size=192 \
-      --set num_hidden_layers=2 --set num_attention_heads=4 --set num_key_value_heads=4 --set max_position_embeddings=256 >/dev/null
-  demo_train pretrain
+  demo_base
+  local dir="$ROOT/runs/demo" py="${ROPEX_PYTHON:-$VENV/bin/python}"
   demo_stage 4/7 "extending to 1024, side by side on one core each: CREAM at the 256 window, PI at 1024 (configs/demo/)"
-  demo_parallel "demo_train cream" "demo_train pi"
-
+  demo_parallel "demo_train demo cream" "demo_train demo pi"
   demo_stage 5/7 "evaluating base, CREAM and PI (perplexity, passkey, key-value) at 128 ... 1024"
-  demo_parallel "demo_eval pretrain 'base (256)'" "demo_eval cream CREAM"
-  demo_eval pi PI
+  local lengths=128,256,512,768,1024
+  demo_parallel "demo_eval demo pretrain 'base (256)' $lengths" "demo_eval demo cream CREAM $lengths"
+  demo_eval demo pi PI $lengths
 
   demo_stage 6/7 "pictures (matplotlib)"
   "$py" "$ROOT/trainer/plot_eval.py" --output "$dir/compare" "$dir/eval-pretrain" "$dir/eval-cream" "$dir/eval-pi" >/dev/null
@@ -408,6 +374,90 @@ demo() {
   printf 'full tables:     %s\n' "$dir/compare/summary.md  $dir/eval-*/results.md"
   printf 'pictures:        %s\n' "$dir/compare/ppl_vs_length.png" "$dir/compare/passkey_heatmap.png" "$dir/compare/kv_by_position.png"
   printf 'demo time:       %s (after the build)\n' "$(date -u -d @$((SECONDS - DEMO_T0)) +%M:%S)"
+}
+
+# Stages 1-3 of the demo: corpus, tokenizer, training data, the base model pre-trained at 256.
+demo_base() {
+  build >&2
+  DEMO_T0=$SECONDS
+  local dir="$ROOT/runs/demo" bin="$BUILD/ropex" py="${ROPEX_PYTHON:-$VENV/bin/python}"
+  mkdir -p "$dir"
+
+  demo_stage 1/7 "corpus (Python's standard library sources; every 8th module held out for perplexity) and tokenizer"
+  [[ -f "$dir/corpus/corpus.json" ]] || "$py" "$ROOT/trainer/demo_corpus.py" "$dir/corpus" >&2
+  if [[ ! -f "$dir/tok.model" ]]; then
+    # Two passes: a first tokenizer measures a few task prompts, the final one learns their words too.
+    "$bin" train-tokenizer --input "$dir/corpus/train.txt" --output "$dir/tok0" --vocab-size 1000 >/dev/null
+    "$bin" make-tasks --tokenizer "$dir/tok0.model" --task passkey --length 400 --count 20 --seed 100 --output "$dir/tok_passkey.jsonl"
+    "$bin" make-tasks --tokenizer "$dir/tok0.model" --task kv --length 400 --count 20 --kv-ids hex:4 --seed 101 --output "$dir/tok_kv.jsonl"
+    "$py" -c 'import json,sys; [print(json.loads(l)["text"]) for f in sys.argv[1:] for l in open(f)]' \
+      "$dir/tok_passkey.jsonl" "$dir/tok_kv.jsonl" | cat "$dir/corpus/train.txt" - > "$dir/tokenizer_text.txt"
+    "$bin" train-tokenizer --input "$dir/tokenizer_text.txt" --output "$dir/tok.partial" --vocab-size 1000 >/dev/null
+    mv "$dir/tok.partial.vocab" "$dir/tok.vocab" && mv "$dir/tok.partial.model" "$dir/tok.model"
+  fi
+
+  demo_stage 2/7 "training data: passkey, key-value and copy examples + source code, in 256- and 1024-token windows"
+  # Copy examples (a run of random ids, then the same run again) teach the induction mechanism that
+  # retrieval is built on: without a large share of them a 2-layer model does not find it within the
+  # budget. The fine-tuning stores hold more passkey examples (what the demo measures), no fewer
+  # for CREAM (256-token windows) than for PI (1024), so that both see the same share.
+  local spec
+  for spec in "pre-256 256 passkey:3000 kv:1500 copy:3000" "ft-256 256 passkey:6000 kv:1500 copy:1500" \
+              "ft-1024 1024 passkey:1500 kv:375 copy:375"; do
+    demo_store $spec
+  done
+  [[ -f "$dir/store-heldout/COMPLETE" ]] ||
+    "$bin" prepare --tokenizer "$dir/tok.model" --input "$dir/corpus/heldout.jsonl" --output "$dir/store-heldout" --overwrite >/dev/null
+
+  demo_stage 3/7 "pre-training the base model at a 256-token window (configs/demo/pretrain.json)"
+  [[ -f "$dir/base-init/config.json" ]] ||
+    "$bin" new-model --output "$dir/base-init" --tokenizer "$dir/tok.model" --set hidden_size=64 --set intermediate_size=192 \
+      --set num_hidden_layers=2 --set num_attention_heads=4 --set num_key_value_heads=4 --set max_position_embeddings=256 >/dev/null
+  demo_train demo pretrain
+
+}
+
+# ---- repro: the papers' comparison in miniature (configs/repro, results in bench/REPRO.md) ----
+repro() {
+  demo_base >&2   # the demo's corpus, tokenizer, stores and base model (reused when done)
+  local dir="$ROOT/runs/repro" demo="$ROOT/runs/demo" bin="$BUILD/ropex" py="${ROPEX_PYTHON:-$VENV/bin/python}"
+  mkdir -p "$dir"
+  DEMO_TAG=repro
+  demo_stage 1/4 "training data in 2048-token windows (runs/demo/store-ft-2048)"
+  demo_store ft-2048 2048 passkey:750 kv:190 copy:190
+  demo_stage 2/4 "extending the base x8 to 2048: PI and YaRN at 2048, PoSE and CREAM at the 256 window (configs/repro/)"
+  demo_parallel "demo_train repro pi" "demo_train repro pose"
+  demo_parallel "demo_train repro yarn" "demo_train repro cream"
+  demo_stage 3/4 "evaluating the base and the four extensions at 256 ... 2048"
+  local lengths=256,512,1024,1536,2048
+  [[ -f "$dir/eval-base/results.json" ]] || { mkdir -p "$dir/base" && ln -sfn "$demo/pretrain/export" "$dir/base/export"; }
+  demo_parallel "demo_eval repro base 'base (256)' $lengths" "demo_eval repro pi PI $lengths"
+  demo_parallel "demo_eval repro yarn YaRN $lengths" "demo_eval repro pose PoSE $lengths"
+  demo_eval repro cream CREAM $lengths
+  demo_stage 4/4 "pictures and summary"
+  local evals=("$dir/eval-base" "$dir/eval-pi" "$dir/eval-yarn" "$dir/eval-pose" "$dir/eval-cream")
+  "$py" "$ROOT/trainer/plot_eval.py" --output "$dir/compare" "${evals[@]}" >/dev/null
+  "$py" "$ROOT/trainer/demo_summary.py" "${evals[@]}" | tee "$dir/compare/headline.md"
+  printf '\nfull tables: %s\npictures:    %s\nrepro time:  %s\n' "$dir/compare/summary.md  $dir/eval-*/results.md" \
+    "$dir/compare/*.png" "$(date -u -d @$((SECONDS - DEMO_T0)) +%M:%S)"
+}
+
+# Writes runs/demo/store-NAME unless complete: task examples of N tokens (two make-tasks at a time,
+# one core each) and the training modules, cut into N-token windows: demo_store NAME N TASK:COUNT...
+demo_store() {
+  local name="$1" n="$2" dir="$ROOT/runs/demo" t inputs=() pids=()
+  shift 2
+  [[ -f "$dir/store-$name/COMPLETE" ]] && return 0
+  for t in "$@"; do
+    OMP_NUM_THREADS=1 "$BUILD/ropex" make-tasks --tokenizer "$dir/tok.model" --task "${t%%:*}" --length "$n" \
+      --count "${t#*:}" --kv-ids "$DEMO_KV_IDS" --seed "$n${#t}${#name}" --output "$dir/$name-${t%%:*}.jsonl" >/dev/null &
+    pids+=($!)
+    inputs+=(--input "$dir/$name-${t%%:*}.jsonl")
+    if (( ${#pids[@]} == 2 )); then wait "${pids[0]}" || return 1; pids=("${pids[1]}"); fi
+  done
+  for t in "${pids[@]}"; do wait "$t" || return 1; done
+  "$BUILD/ropex" prepare --tokenizer "$dir/tok.model" "${inputs[@]}" --input "$dir/corpus/train.jsonl" --chunk "$n" \
+    --output "$dir/store-$name" --overwrite >/dev/null
 }
 
 # Runs two shell commands at once, one core each (tiny models gain little from a second thread; two
@@ -421,22 +471,23 @@ demo_parallel() {
   return "$rc"
 }
 
-# Evaluates runs/demo/NAME/export into runs/demo/eval-NAME unless done.
+# Evaluates runs/GROUP/NAME/export into runs/GROUP/eval-NAME unless done: demo_eval GROUP NAME LABEL LENGTHS
 demo_eval() {
-  local name="$1" label="$2" dir="$ROOT/runs/demo"
-  [[ -f "$dir/eval-$name/results.json" ]] && { log "runs/demo/eval-$name: done before, reused"; return 0; }
+  local dir="$ROOT/runs/$1" name="$2" label="$3" lengths="$4"
+  [[ -f "$dir/eval-$name/results.json" ]] && { log "runs/$1/eval-$name: done before, reused"; return 0; }
   rm -rf "$dir/eval-$name.partial"
-  "$BUILD/ropex" eval --model "$dir/$name/export" --label "$label" --tasks ppl,passkey,kv --data "$dir/store-heldout" \
-    --lengths 128,256,512,768,1024 --depths 10 --samples 6 --docs 8 --kv-ids hex:4 --no-plot \
+  "$BUILD/ropex" eval --model "$dir/$name/export" --label "$label" --tasks ppl,passkey,kv --data "$ROOT/runs/demo/store-heldout" \
+    --lengths "$lengths" --depths 10 --samples 6 --docs 8 --kv-ids "$DEMO_KV_IDS" --no-plot \
     --output "$dir/eval-$name.partial" >/dev/null
   mv "$dir/eval-$name.partial" "$dir/eval-$name"
 }
 
-# Trains configs/demo/NAME.json unless its export exists (an interrupted run resumes from its checkpoint).
+# Trains configs/GROUP/NAME.json (output runs/GROUP/NAME) unless its export exists; an interrupted
+# run resumes from its checkpoint: demo_train GROUP NAME
 demo_train() {
-  local name="$1"
-  [[ -f "$ROOT/runs/demo/$name/export/config.json" ]] && { log "runs/demo/$name: done before, reused"; return 0; }
-  "$BUILD/ropex" train "$ROOT/configs/demo/$name.json" --set logging.progress=off 2>&1 |
+  local group="$1" name="$2"
+  [[ -f "$ROOT/runs/$group/$name/export/config.json" ]] && { log "runs/$group/$name: done before, reused"; return 0; }
+  "$BUILD/ropex" train "$ROOT/configs/$group/$name.json" --set logging.progress=off 2>&1 |
     { grep --line-buffered -E 'step [0-9]+/|done:|resumed|error|warn' || true; } | sed -u "s/^/  [$name] /"
 }
 
@@ -451,7 +502,8 @@ case "$cmd" in
   train) train_local "$@" ;;
   debug-tiny) debug_tiny "$@" ;;
   demo) demo "$@" ;;
+  repro) repro "$@" ;;
   bench) bench "$@" ;;
   help|-h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" ;;
-  *) die "unknown command '$cmd' (expected setup, build, configure, bundle-deps, test, train, debug-tiny, bench or demo)" ;;
+  *) die "unknown command '$cmd' (expected setup, build, configure, bundle-deps, test, train, debug-tiny, bench, demo or repro)" ;;
 esac

@@ -40,6 +40,10 @@ def kv_at(r, length, b):
     return "–" if a is None else f"{100 * a:.0f}%"
 
 
+def kv_ids(r):
+    return r.get("kv", {}).get("ids", "?")
+
+
 def main(argv):
     if not argv:
         sys.exit(__doc__)
@@ -55,7 +59,8 @@ def main(argv):
               f"| {kv_at(r, top, 0)} | {kv_at(r, top, 1)} | {kv_at(r, top, 2)} |")
     print(f"\nppl: truncated protocol on held-out text (exp of the mean per-window NLL); passkey: mean over "
           f"{len(results[0]['passkey']['depths']) if 'passkey' in results[0] else 0} depths; chance is about 0% "
-          f"for both retrieval tasks (5-digit keys, 4-character ids).")
+          f"for passkey (a random number up to 50000) and at most 1/pairs for kv ({kv_ids(results[0])} ids; a guess "
+          f"among the object's values).")
 
 
 if __name__ == "__main__":
