@@ -406,11 +406,12 @@ demo_base() {
   demo_stage 2/7 "training data: passkey, key-value and copy examples + source code, in 256- and 1024-token windows"
   # Copy examples (a run of random ids, then the same run again) teach the induction mechanism that
   # retrieval is built on: without a large share of them a 2-layer model does not find it within the
-  # budget. The fine-tuning stores hold more passkey examples (what the demo measures), no fewer
-  # for CREAM (256-token windows) than for PI (1024), so that both see the same share.
+  # budget. The fine-tuning stores hold more passkey examples (what the demo measures) and as many
+  # copy examples (they repair induction under the new positions fastest), in the same shares for
+  # CREAM (256-token windows) as for PI (1024).
   local spec
-  for spec in "pre-256 256 passkey:3000 kv:1500 copy:3000" "ft-256 256 passkey:6000 kv:1500 copy:1500" \
-              "ft-1024 1024 passkey:1500 kv:375 copy:375"; do
+  for spec in "pre-256 256 passkey:3000 kv:1500 copy:3000" "ft-256 256 passkey:6000 kv:1500 copy:6000" \
+              "ft-1024 1024 passkey:1500 kv:375 copy:1500"; do
     demo_store $spec
   done
   [[ -f "$dir/store-heldout/COMPLETE" ]] ||
@@ -433,7 +434,7 @@ repro() {
   mkdir -p "$dir"
   DEMO_TAG=repro
   demo_stage 1/4 "training data in 2048-token windows (runs/demo/store-ft-2048)"
-  demo_store ft-2048 2048 passkey:750 kv:190 copy:190
+  demo_store ft-2048 2048 passkey:750 kv:190 copy:750
   demo_stage 2/4 "extending the base x8 to 2048: PI and YaRN at 2048, PoSE and CREAM at the 256 window (configs/repro/)"
   demo_parallel "demo_train repro pi" "demo_train repro pose"
   demo_parallel "demo_train repro yarn" "demo_train repro cream"
