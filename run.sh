@@ -262,18 +262,18 @@ train_local() {
   done
   [[ "$nproc" =~ ^[1-9][0-9]*$ ]] || die "--nproc expects a positive integer, got '$nproc'"
   build >&2
-  launch_ranks "$nproc" "$config" "${args[@]}"
+  launch_ranks "$nproc" train "$config" "${args[@]}"
 }
 
-# Runs `ropex train CONFIG ARGS...` as NPROC local ranks (torchrun's environment variables). The
-# first rank to fail takes the others down instead of leaving them waiting on a collective.
+# Runs `ropex COMMAND ARGS...` as NPROC local ranks (torchrun's environment variables). The first
+# rank to fail takes the others down instead of leaving them waiting on a collective.
 launch_ranks() {
-  local nproc="$1" config="$2" pids=() rc=0 r left
-  shift 2
+  local nproc="$1" pids=() rc=0 r left
+  shift
   local port="${MASTER_PORT:-$(( 20000 + RANDOM % 20000 ))}"
   for ((r = 0; r < nproc; r++)); do
     RANK=$r LOCAL_RANK=$r WORLD_SIZE=$nproc LOCAL_WORLD_SIZE=$nproc MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
-      "$BUILD/ropex" train "$config" "$@" &
+      "$BUILD/ropex" "$@" &
     pids+=($!)
   done
   trap 'kill "${pids[@]}" 2>/dev/null' INT TERM
@@ -370,7 +370,7 @@ demo() {
   demo_stage 5/7 "evaluating base, CREAM and PI (perplexity, passkey, key-value) at 128 ... 1024"
   local lengths=128,256,512,768,1024
   demo_parallel "demo_eval demo pretrain 'base (256)' $lengths" "demo_eval demo cream CREAM $lengths"
-  demo_eval demo pi PI $lengths
+  demo_eval demo pi PI $lengths 2
 
   demo_stage 6/7 "pictures (matplotlib)"
   "$py" "$ROOT/trainer/plot_eval.py" --output "$dir/compare" "$dir/eval-pretrain" "$dir/eval-cream" "$dir/eval-pi" >/dev/null
@@ -443,7 +443,7 @@ repro() {
   [[ -f "$dir/eval-base/results.json" ]] || { mkdir -p "$dir/base" && ln -sfn "$demo/pretrain/export" "$dir/base/export"; }
   demo_parallel "demo_eval repro base 'base (256)' $lengths" "demo_eval repro pi PI $lengths"
   demo_parallel "demo_eval repro yarn YaRN $lengths" "demo_eval repro pose PoSE $lengths"
-  demo_eval repro cream CREAM $lengths
+  demo_eval repro cream CREAM $lengths 2
   demo_stage 4/4 "pictures and summary"
   local evals=("$dir/eval-base" "$dir/eval-pi" "$dir/eval-yarn" "$dir/eval-pose" "$dir/eval-cream")
   "$py" "$ROOT/trainer/plot_eval.py" --output "$dir/compare" "${evals[@]}" >/dev/null
@@ -481,14 +481,20 @@ demo_parallel() {
   return "$rc"
 }
 
-# Evaluates runs/GROUP/NAME/export into runs/GROUP/eval-NAME unless done: demo_eval GROUP NAME LABEL LENGTHS
+# Evaluates runs/GROUP/NAME/export into runs/GROUP/eval-NAME unless done, on RANKS local ranks (one
+# thread each when several): demo_eval GROUP NAME LABEL LENGTHS [RANKS]
 demo_eval() {
-  local dir="$ROOT/runs/$1" name="$2" label="$3" lengths="$4"
+  local dir="$ROOT/runs/$1" name="$2" label="$3" lengths="$4" nproc="${5:-1}"
   [[ -f "$dir/eval-$name/results.json" ]] && { log "runs/$1/eval-$name: done before, reused"; return 0; }
   rm -rf "$dir/eval-$name.partial"
-  "$BUILD/ropex" eval --model "$dir/$name/export" --label "$label" --tasks ppl,passkey,kv --data "$ROOT/runs/demo/store-heldout" \
-    --lengths "$lengths" --depths 10 --samples 6 --docs 8 --kv-ids "$DEMO_KV_IDS" --no-plot \
-    --output "$dir/eval-$name.partial" >/dev/null
+  local args=(eval --model "$dir/$name/export" --label "$label" --tasks ppl,passkey,kv --data "$ROOT/runs/demo/store-heldout"
+              --lengths "$lengths" --depths 10 --samples 5 --docs 8 --kv-ids "$DEMO_KV_IDS" --no-plot
+              --output "$dir/eval-$name.partial")
+  if (( nproc > 1 )); then
+    OMP_NUM_THREADS=1 launch_ranks "$nproc" "${args[@]}" >/dev/null
+  else
+    launch_ranks 1 "${args[@]}" >/dev/null
+  fi
   mv "$dir/eval-$name.partial" "$dir/eval-$name"
 }
 
@@ -497,7 +503,7 @@ demo_eval() {
 demo_train() {
   local group="$1" name="$2" nproc="${3:-1}"
   [[ -f "$ROOT/runs/$group/$name/export/config.json" ]] && { log "runs/$group/$name: done before, reused"; return 0; }
-  launch_ranks "$nproc" "$ROOT/configs/$group/$name.json" --set logging.progress=off 2>&1 |
+  launch_ranks "$nproc" train "$ROOT/configs/$group/$name.json" --set logging.progress=off 2>&1 |
     { grep --line-buffered -E 'step [0-9]+/|done:|resumed|error|warn' || true; } | sed -u "s/^/  [$name] /"
 }
 

@@ -151,9 +151,17 @@ TaskPrompt kv_prompt(const Tokenizer& tok, int64_t length, double position, cons
       values.push_back(std::move(v));
     }
   };
+  // Keys are distinct and so are values: at most as many pairs as there are ids (hex:2 has 256).
+  // A longer prompt would need ids that do not exist, so the object stops there, below `length`.
+  int64_t distinct = int64_t{1} << 40;
+  if (ids.kind != KvIdFormat::uuid) {
+    distinct = 1;
+    for (int i = 0; i < ids.chars && distinct < (int64_t{1} << 40); ++i) distinct *= ids.kind == KvIdFormat::hex ? 16 : 10;
+  }
   // Pairs fitting below `length` with the asked key the last one (the longest possible question).
   auto fits = [&](int64_t extra) {
     const int64_t n = extra + 1;
+    if (n > distinct) return false;
     ensure(n);
     return count_tokens(tok, kv_text(keys, values, n, n - 1)) < length;
   };

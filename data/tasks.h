@@ -44,7 +44,9 @@ KvIdFormat parse_kv_id_format(const std::string& text);
 std::string kv_id_format_name(const KvIdFormat& f);
 
 // KV retrieval: as many pairs as fit below `length` tokens; the asked key sits at index
-// round(position * (pairs - 1)), position in [0, 1]. Keys and values are distinct random ids.
+// round(position * (pairs - 1)), position in [0, 1]. Keys and values are distinct random ids, so a
+// short id format also caps the pairs at the number of ids it has (hex:2: 256; the prompt is then
+// shorter than `length`).
 TaskPrompt kv_prompt(const Tokenizer& tok, int64_t length, double position, const KvIdFormat& ids, Rng& rng);
 // True when the continuation, after leading spaces and quotes, starts with the answer.
 bool kv_correct(const std::string& continuation, const std::string& answer);

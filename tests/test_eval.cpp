@@ -14,6 +14,7 @@
 
 #include <fstream>
 #include <regex>
+#include <set>
 #include <unistd.h>
 
 namespace ropex {
@@ -134,6 +135,27 @@ TEST(Tasks, KvPromptAsksForAKeyWhoseValueIsTheAnswer) {
         EXPECT_TRUE(std::regex_match(p.answer, std::regex("[0-9]{4}")));
       }
     }
+  }
+}
+
+// A short id format has few ids; keys and values must stay distinct, so the object stops at that
+// many pairs instead of searching forever for ids that do not exist (hex:1 has 16, digits:1 has 10).
+TEST(Tasks, KvPromptWithFewIdsStopsAtTheirNumber) {
+  EvalSetup s;
+  const Tokenizer tok = Tokenizer::load(s.tok());
+  for (const auto& [ids, distinct] : std::vector<std::pair<std::string, int64_t>>{{"hex:1", 16}, {"digits:1", 10}}) {
+    Rng rng(3);
+    const TaskPrompt p = kv_prompt(tok, 2000, 0.5, parse_kv_id_format(ids), rng);
+    EXPECT_EQ(p.pairs, distinct) << ids;
+    EXPECT_LT(p.prompt_tokens, 2000) << ids;
+    std::set<std::string> keys, values;
+    std::regex pair_re("\"([^\"]+)\": \"([^\"]+)\"");
+    for (std::sregex_iterator it(p.prompt.begin(), p.prompt.end(), pair_re), end; it != end; ++it) {
+      keys.insert((*it)[1]);
+      values.insert((*it)[2]);
+    }
+    EXPECT_EQ(static_cast<int64_t>(keys.size()), distinct) << ids;
+    EXPECT_EQ(static_cast<int64_t>(values.size()), distinct) << ids;
   }
 }
 
