@@ -430,7 +430,7 @@ demo_base() {
 # ---- repro: the papers' comparison in miniature (configs/repro, results in bench/REPRO.md) ----
 repro() {
   demo_base >&2   # the demo's corpus, tokenizer, stores and base model (reused when done)
-  local dir="$ROOT/runs/repro" demo="$ROOT/runs/demo" bin="$BUILD/ropex" py="${ROPEX_PYTHON:-$VENV/bin/python}"
+  local dir="$ROOT/runs/repro" demo="$ROOT/runs/demo" py="${ROPEX_PYTHON:-$VENV/bin/python}"
   mkdir -p "$dir"
   DEMO_TAG=repro
   demo_stage 1/4 "training data in 2048-token windows (runs/demo/store-ft-2048)"
