@@ -283,9 +283,11 @@ launch_ranks() {
       log "a rank exited with status $rc; stopping the others"
       kill "${pids[@]}" 2>/dev/null || true
       wait "${pids[@]}" 2>/dev/null || true
+      trap - INT TERM
       return "$rc"
     fi
   done
+  trap - INT TERM
   return 0
 }
 
@@ -424,7 +426,6 @@ demo_base() {
   # Two data-parallel ranks of one thread each (Gloo) train a model this small about twice as fast
   # as one process with two threads.
   OMP_NUM_THREADS=1 demo_train demo pretrain 2
-
 }
 
 # ---- repro: the papers' comparison in miniature (configs/repro, results in bench/REPRO.md) ----
@@ -454,6 +455,8 @@ repro() {
 
 # Writes runs/demo/store-NAME unless complete: task examples of N tokens (two make-tasks at a time,
 # one core each) and the training modules, cut into N-token windows: demo_store NAME N TASK:COUNT...
+# Each task's seed is N, then the lengths of the TASK:COUNT word and of NAME, written side by side:
+# fixed, so reruns rebuild the same data, and different for every task and store the demo makes.
 demo_store() {
   local name="$1" n="$2" dir="$ROOT/runs/demo" t inputs=() pids=()
   shift 2
