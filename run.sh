@@ -278,8 +278,8 @@ launch_ranks() {
   done
   trap 'kill "${pids[@]}" 2>/dev/null' INT TERM
   for ((left = nproc; left > 0; left--)); do
-    if ! wait -n "${pids[@]}"; then
-      rc=$?
+    wait -n "${pids[@]}" || rc=$?  # (`if ! wait` would leave $? at 0: the failure's status is lost)
+    if ((rc != 0)); then
       log "a rank exited with status $rc; stopping the others"
       kill "${pids[@]}" 2>/dev/null || true
       wait "${pids[@]}" 2>/dev/null || true
