@@ -21,16 +21,42 @@ int64_t count_tokens(const Tokenizer& tok, const std::string& text) {
 }
 
 // Largest n >= 0 with fits(n) true, for a predicate that is true up to some n and false after
-// (checked at 0 first: throws `none_fit` when even 0 fails). Doubling, then bisection.
-int64_t largest_fitting(const std::function<bool(int64_t)>& fits, const std::string& none_fit) {
-  if (!fits(0)) throw std::runtime_error(none_fit);
-  int64_t lo = 0, hi = 1;
-  while (fits(hi)) {
-    lo = hi;
-    hi *= 2;
-    if (hi > (int64_t{1} << 40)) throw std::runtime_error("task builder: the prompt never reaches the target length");
+// (throws `none_fit` when even fits(0) is false). Without a hint: doubling from 1, then bisection.
+// With a hint (the answer of a similar call, e.g. the previous example of a make-tasks run): a
+// gallop up or down from it, then bisection, so a good hint costs two or three calls instead of a
+// dozen. The answer is the same either way; only the calls made differ.
+int64_t largest_fitting(const std::function<bool(int64_t)>& fits, const std::string& none_fit, int64_t hint = 0) {
+  constexpr int64_t kCeiling = int64_t{1} << 40;
+  int64_t lo = 0, hi = 1;  // invariant after the bracketing: fits(lo), !fits(hi)
+  if (hint > 0 && hint < kCeiling) {
+    if (fits(hint)) {
+      lo = hint;
+      for (int64_t step = 1;; step *= 2) {
+        if (lo + step > kCeiling) throw std::runtime_error("task builder: the prompt never reaches the target length");
+        if (!fits(lo + step)) {
+          hi = lo + step;
+          break;
+        }
+        lo += step;
+      }
+    } else {
+      hi = hint;
+      for (int64_t step = 1;; step *= 2) {
+        lo = std::max<int64_t>(0, hi - step);
+        if (fits(lo)) break;
+        if (lo == 0) throw std::runtime_error(none_fit);
+        hi = lo;
+      }
+    }
+  } else {
+    if (!fits(0)) throw std::runtime_error(none_fit);
+    while (fits(hi)) {
+      lo = hi;
+      hi *= 2;
+      if (hi > kCeiling) throw std::runtime_error("task builder: the prompt never reaches the target length");
+    }
   }
-  while (hi - lo > 1) {  // fits(lo), !fits(hi)
+  while (hi - lo > 1) {
     const int64_t mid = lo + (hi - lo) / 2;
     (fits(mid) ? lo : hi) = mid;
   }
@@ -94,7 +120,7 @@ const std::string& passkey_filler() {
   return filler;
 }
 
-TaskPrompt passkey_prompt(const Tokenizer& tok, int64_t length, double depth, Rng& rng) {
+TaskPrompt passkey_prompt(const Tokenizer& tok, int64_t length, double depth, Rng& rng, int64_t* size_hint) {
   check_unit(depth, "passkey depth");
   const int64_t key = rng.uniform_int(1, 50000);
   auto fits = [&](int64_t steps) {
@@ -102,7 +128,9 @@ TaskPrompt passkey_prompt(const Tokenizer& tok, int64_t length, double depth, Rn
   };
   const int64_t steps = largest_fitting(
       fits, "passkey: a prompt without filler already has " + std::to_string(count_tokens(tok, passkey_text(key, 0, depth))) +
-                " tokens, not below the requested length " + std::to_string(length));
+                " tokens, not below the requested length " + std::to_string(length),
+      size_hint ? *size_hint : 0);
+  if (size_hint) *size_hint = steps;
   TaskPrompt p;
   p.prompt = passkey_text(key, static_cast<size_t>(steps * kFillerStep), depth);
   p.answer = std::to_string(key);
@@ -140,7 +168,8 @@ std::string kv_id_format_name(const KvIdFormat& f) {
   return (f.kind == KvIdFormat::hex ? "hex:" : "digits:") + std::to_string(f.chars);
 }
 
-TaskPrompt kv_prompt(const Tokenizer& tok, int64_t length, double position, const KvIdFormat& ids, Rng& rng) {
+TaskPrompt kv_prompt(const Tokenizer& tok, int64_t length, double position, const KvIdFormat& ids, Rng& rng,
+                     int64_t* size_hint) {
   check_unit(position, "kv target position");
   std::vector<std::string> keys, values;
   auto ensure = [&](int64_t n) {
@@ -168,7 +197,9 @@ TaskPrompt kv_prompt(const Tokenizer& tok, int64_t length, double position, cons
   ensure(1);
   const int64_t pairs = largest_fitting(fits, "kv: a prompt with one pair already has " +
                                                   std::to_string(count_tokens(tok, kv_text(keys, values, 1, 0))) +
-                                                  " tokens, not below the requested length " + std::to_string(length)) + 1;
+                                                  " tokens, not below the requested length " + std::to_string(length),
+                                              size_hint && *size_hint > 1 ? *size_hint - 1 : 0) + 1;
+  if (size_hint) *size_hint = pairs;
   TaskPrompt p;
   p.pairs = pairs;
   p.target_index = std::llround(position * static_cast<double>(pairs - 1));
@@ -188,7 +219,7 @@ TaskPrompt kv_prompt(const Tokenizer& tok, int64_t length, double position, cons
   return p;
 }
 
-TaskPrompt copy_prompt(const Tokenizer& tok, int64_t length, Rng& rng) {
+TaskPrompt copy_prompt(const Tokenizer& tok, int64_t length, Rng& rng, int64_t* size_hint) {
   std::vector<std::string> groups;
   auto text = [&](int64_t n) {
     std::string x;
@@ -200,7 +231,8 @@ TaskPrompt copy_prompt(const Tokenizer& tok, int64_t length, Rng& rng) {
     const std::string x = text(n);
     return count_tokens(tok, "Copy: " + x + "\nAgain: " + x) < length;
   };
-  const int64_t n = largest_fitting(fits, "copy: no room");
+  const int64_t n = largest_fitting(fits, "copy: no room", size_hint ? *size_hint : 0);
+  if (size_hint) *size_hint = n;
   if (n == 0) throw std::runtime_error("copy: not even one group fits in " + std::to_string(length) + " tokens");
   TaskPrompt p;
   p.answer = text(n);

@@ -30,7 +30,12 @@ struct TaskPrompt {
 // Passkey: filler grows in steps of 128 characters until the prompt would reach `length` tokens; the
 // previous size is used (so prompt_tokens < length). depth in [0, 1]; the key is uniform in
 // [1, 50000] from `rng`. Throws if even an empty filler does not fit.
-TaskPrompt passkey_prompt(const Tokenizer& tok, int64_t length, double depth, Rng& rng);
+//
+// `size_hint` (all three builders; optional, in and out): a guess at the filler steps / pairs /
+// groups, e.g. what the previous call of the same length returned; the search starts there and the
+// value found is written back. It saves tokenizations; the size found is the same. (kv and copy draw
+// their ids lazily while searching, so a hint can change which random ids later calls draw.)
+TaskPrompt passkey_prompt(const Tokenizer& tok, int64_t length, double depth, Rng& rng, int64_t* size_hint = nullptr);
 // True when the first integer in `continuation` equals the key in `answer`.
 bool passkey_correct(const std::string& continuation, const std::string& answer);
 
@@ -47,7 +52,8 @@ std::string kv_id_format_name(const KvIdFormat& f);
 // round(position * (pairs - 1)), position in [0, 1]. Keys and values are distinct random ids, so a
 // short id format also caps the pairs at the number of ids it has (hex:2: 256; the prompt is then
 // shorter than `length`).
-TaskPrompt kv_prompt(const Tokenizer& tok, int64_t length, double position, const KvIdFormat& ids, Rng& rng);
+TaskPrompt kv_prompt(const Tokenizer& tok, int64_t length, double position, const KvIdFormat& ids, Rng& rng,
+                     int64_t* size_hint = nullptr);
 // True when the continuation, after leading spaces and quotes, starts with the answer.
 bool kv_correct(const std::string& continuation, const std::string& answer);
 
@@ -56,7 +62,7 @@ bool kv_correct(const std::string& continuation, const std::string& answer);
 // `length` tokens; the answer is X. Models pre-trained from scratch learn to attend back to earlier
 // tokens from this far sooner than from passkey examples alone, whose few answer tokens carry
 // little gradient.
-TaskPrompt copy_prompt(const Tokenizer& tok, int64_t length, Rng& rng);
+TaskPrompt copy_prompt(const Tokenizer& tok, int64_t length, Rng& rng, int64_t* size_hint = nullptr);
 
 // The passkey filler sentence and the text used after a training example's answer.
 const std::string& passkey_filler();

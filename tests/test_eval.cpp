@@ -138,6 +138,53 @@ TEST(Tasks, KvPromptAsksForAKeyWhoseValueIsTheAnswer) {
   }
 }
 
+// A size hint (what make-tasks passes from one example to the next) only changes where the search
+// starts: a hint far too small, far too large, exact or absent gives the same passkey prompt (its
+// key is drawn before the search), and for kv and copy the size found is still the largest that
+// fits, checked by rebuilding with the hint's answer + 1 (copy: one group more must not fit).
+TEST(Tasks, SizeHintGivesTheSameLargestFit) {
+  EvalSetup s;
+  const Tokenizer tok = Tokenizer::load(s.tok());
+  for (const int64_t length : {150, 400, 900}) {
+    Rng ref_rng(11), counted_rng(11);
+    const TaskPrompt ref = passkey_prompt(tok, length, 0.4, ref_rng);
+    int64_t steps = 0;
+    EXPECT_EQ(passkey_prompt(tok, length, 0.4, counted_rng, &steps).prompt, ref.prompt);
+    std::vector<std::string> parts;  // intro, filler before the key, key line, filler after, question
+    std::stringstream ss(ref.prompt);
+    for (std::string line; std::getline(ss, line);) parts.push_back(line);
+    ASSERT_EQ(parts.size(), 5u);
+    EXPECT_EQ(steps * 128, static_cast<int64_t>(parts[1].size() + parts[3].size())) << "the filler steps are written back";
+    if (length == 900) EXPECT_GT(steps, 2);
+    for (const int64_t guess : {int64_t{0}, int64_t{1}, int64_t{2}, int64_t{5}, int64_t{37}, int64_t{1000}}) {
+      Rng rng(11);
+      int64_t hint = guess;
+      const TaskPrompt p = passkey_prompt(tok, length, 0.4, rng, &hint);
+      EXPECT_EQ(p.prompt, ref.prompt) << "length " << length << " hint " << guess;
+      EXPECT_EQ(hint, steps);
+    }
+    for (const int64_t guess : {int64_t{1}, int64_t{3}, int64_t{50}, int64_t{400}}) {
+      Rng rng(5);
+      int64_t hint = guess;
+      const TaskPrompt kv = kv_prompt(tok, length, 0.5, parse_kv_id_format("hex:6"), rng, &hint);
+      EXPECT_LT(kv.prompt_tokens, length);
+      EXPECT_EQ(hint, kv.pairs) << "length " << length << " hint " << guess;
+      // One pair more (another random pair appended to the same object) reaches the length.
+      const size_t close = kv.prompt.find('}');
+      const std::string bigger = kv.prompt.substr(0, close) + ",\n \"a1b2c3\": \"d4e5f6\"" + kv.prompt.substr(close);
+      EXPECT_GE(static_cast<int64_t>(tok.encode(bigger, true, false).size()), length - 12) << "kv could have grown a lot";
+      hint = guess;
+      Rng crng(6);
+      const TaskPrompt c = copy_prompt(tok, length, crng, &hint);
+      EXPECT_EQ(hint, c.pairs);
+      const std::string more = c.answer + " ffff";
+      EXPECT_LT(static_cast<int64_t>(tok.encode(c.prompt + " " + c.answer, true, false).size()), length);
+      EXPECT_GE(static_cast<int64_t>(tok.encode("Copy: " + more + "\nAgain: " + more, true, false).size()), length - 8)
+          << "copy could have grown a lot";
+    }
+  }
+}
+
 // A short id format has few ids; keys and values must stay distinct, so the object stops at that
 // many pairs instead of searching forever for ids that do not exist (hex:1 has 16, digits:1 has 10).
 TEST(Tasks, KvPromptWithFewIdsStopsAtTheirNumber) {

@@ -159,14 +159,15 @@ int cmd_make_tasks(const Args& argv) {
   if (out_path.has_parent_path()) fs::create_directories(out_path.parent_path());
   std::string out;
   auto tokens = [&](const std::string& s) { return static_cast<int64_t>(tok.encode(s, true, false).size()); };
+  int64_t size_hint = 0;  // the previous example's size: the next one's search starts there
   for (int64_t i = 0; i < count; ++i) {
     const double depth = rng.uniform();
     std::string text;
     for (int64_t reserve = 8;; reserve += 8) {  // room for the answer after the prompt
       if (reserve >= length) throw std::runtime_error(cat("make-tasks: no ", task, " example fits in ", length, " tokens"));
-      const TaskPrompt p = task == "passkey" ? passkey_prompt(tok, length - reserve, depth, rng)
-                           : task == "kv"    ? kv_prompt(tok, length - reserve, depth, ids, rng)
-                                             : copy_prompt(tok, length - reserve, rng);
+      const TaskPrompt p = task == "passkey" ? passkey_prompt(tok, length - reserve, depth, rng, &size_hint)
+                           : task == "kv"    ? kv_prompt(tok, length - reserve, depth, ids, rng, &size_hint)
+                                             : copy_prompt(tok, length - reserve, rng, &size_hint);
       text = p.prompt + (task == "passkey" ? " " + p.answer + "." : task == "kv" ? " \"" + p.answer + "\"" : " " + p.answer);
       if (tokens(text) <= length) break;
     }
