@@ -250,16 +250,16 @@ run_tests() {
 }
 
 train_local() {
-  local config="${1:-}"; shift || true
-  [[ -n "$config" ]] || die "usage: ./run.sh train CONFIG [--nproc N] [--set key=value ...]"
-  local nproc=1 args=()
-  while (($#)); do
+  local config="" nproc=1 args=()
+  while (($#)); do  # --nproc anywhere (before or after CONFIG); everything else goes to ropex train
     case "$1" in
-      --nproc) nproc="$2"; shift 2 ;;
+      --nproc) [[ $# -ge 2 ]] || die "--nproc expects a number of ranks"; nproc="$2"; shift 2 ;;
       --nproc=*) nproc="${1#*=}"; shift ;;
-      *) args+=("$1"); shift ;;
+      -*) args+=("$1"); [[ "$1" == --set && $# -ge 2 ]] && { args+=("$2"); shift; }; shift ;;
+      *) if [[ -z "$config" ]]; then config="$1"; else args+=("$1"); fi; shift ;;
     esac
   done
+  [[ -n "$config" ]] || die "usage: ./run.sh train CONFIG [--nproc N] [--set key=value ...]"
   [[ "$nproc" =~ ^[1-9][0-9]*$ ]] || die "--nproc expects a positive integer, got '$nproc'"
   build >&2
   launch_ranks "$nproc" train "$config" "${args[@]}"
@@ -268,7 +268,7 @@ train_local() {
 # Runs `ropex COMMAND ARGS...` as NPROC local ranks (torchrun's environment variables). The first
 # rank to fail takes the others down instead of leaving them waiting on a collective.
 launch_ranks() {
-  local nproc="$1" pids=() rc=0 r left
+  local nproc="$1" pids=() rc=0 r left=()
   shift
   local port="${MASTER_PORT:-$(( 20000 + RANDOM % 20000 ))}"
   for ((r = 0; r < nproc; r++)); do
@@ -277,8 +277,16 @@ launch_ranks() {
     pids+=($!)
   done
   trap 'kill "${pids[@]}" 2>/dev/null' INT TERM
-  for ((left = nproc; left > 0; left--)); do
-    wait -n "${pids[@]}" || rc=$?  # (`if ! wait` would leave $? at 0: the failure's status is lost)
+  local live=("${pids[@]}") ended p
+  while ((${#live[@]})); do
+    ended=""
+    # (`if ! wait` would leave $? at 0, losing the failure's status; -p names the rank that ended so
+    # the next wait does not name a reaped pid, which bash reports as "no such job".)
+    wait -n -p ended "${live[@]}" || rc=$?
+    left=()
+    for p in "${live[@]}"; do [[ "$p" == "$ended" ]] || left+=("$p"); done
+    live=("${left[@]}")
+    if [[ -z "$ended" ]] && ((rc == 0)); then rc=1; fi  # no rank left to wait for, yet some were listed
     if ((rc != 0)); then
       log "a rank exited with status $rc; stopping the others"
       kill "${pids[@]}" 2>/dev/null || true
