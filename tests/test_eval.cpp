@@ -155,7 +155,9 @@ TEST(Tasks, SizeHintGivesTheSameLargestFit) {
     for (std::string line; std::getline(ss, line);) parts.push_back(line);
     ASSERT_EQ(parts.size(), 5u);
     EXPECT_EQ(steps * 128, static_cast<int64_t>(parts[1].size() + parts[3].size())) << "the filler steps are written back";
-    if (length == 900) EXPECT_GT(steps, 2);
+    if (length == 900) {
+      EXPECT_GT(steps, 2);
+    }
     for (const int64_t guess : {int64_t{0}, int64_t{1}, int64_t{2}, int64_t{5}, int64_t{37}, int64_t{1000}}) {
       Rng rng(11);
       int64_t hint = guess;
@@ -366,6 +368,36 @@ TEST(MakeTasks, DocumentsHoldTheWholeExampleInTheWindow) {
   }
   EXPECT_NE(s.run("make-tasks --tokenizer " + s.tok() + " --task lines --length 160 --count 2 --output x.jsonl"), 0);
   EXPECT_NE(s.out_text.find("passkey, kv or copy"), std::string::npos) << s.out_text;
+}
+
+// --min-length: each example's length is drawn in [min, length]; the example still ends in its
+// answer within that many tokens, filler follows up to the window, and the lengths really vary.
+TEST(MakeTasks, MinLengthVariesTheExamplesLength) {
+  EvalSetup s;
+  const Tokenizer tok = Tokenizer::load(s.tok());
+  for (const std::string task : {"passkey", "copy"}) {
+    const std::string out = s.dir.str() + "/varied-" + task + ".jsonl";
+    ASSERT_EQ(s.run("make-tasks --tokenizer " + s.tok() + " --task " + task + " --length 400 --min-length 150 --count 24 --output " + out), 0)
+        << s.out_text;
+    std::ifstream in(out);
+    std::set<size_t> lengths;
+    int n = 0;
+    for (std::string line; std::getline(in, line); ++n) {
+      const std::string text = json::parse(line)["text"];
+      // The example: everything before the first filler sentence that follows the answer.
+      const size_t answer_end = task == "passkey" ? text.find('\n', text.rfind("The pass key is")) : text.find('\n', text.find("Again:"));
+      ASSERT_NE(answer_end, std::string::npos);
+      const size_t example_tokens = tok.encode(text.substr(0, answer_end), true, false).size();
+      EXPECT_LE(example_tokens, 400u);
+      EXPECT_GE(example_tokens, 150u - 8u - 40u) << "an example far below --min-length";
+      EXPECT_GT(tok.encode(text, true, true).size(), 400u) << "filler reaches the window";
+      lengths.insert(example_tokens / 20);
+    }
+    EXPECT_EQ(n, 24);
+    EXPECT_GE(lengths.size(), 5u) << task << ": the example lengths do not vary";
+  }
+  EXPECT_NE(s.run("make-tasks --tokenizer " + s.tok() + " --task copy --length 100 --min-length 200 --count 2 --output x.jsonl"), 0);
+  EXPECT_NE(s.out_text.find("--min-length"), std::string::npos) << s.out_text;
 }
 
 TEST(Prepare, ChunkCutsFixedPiecesAndDropsTheShortRemainder) {

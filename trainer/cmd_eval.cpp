@@ -137,6 +137,11 @@ int cmd_make_tasks(const Args& argv) {
   args.option("tokenizer", "FILE", "SentencePiece model the lengths are counted with")
       .option("task", "passkey|kv|copy", "which task (copy: a run of random ids repeated, for pre-training from scratch)")
       .option("length", "N", "tokens per example, BOS included (the training window)")
+      .option("min-length", "N",
+              "shortest example: each example's length is drawn uniformly in [N, --length] and filler follows\n"
+              "it up to the window, so a model also sees retrieval in prompts shorter than its window\n"
+              "(0: every example is --length long)",
+              "0")
       .option("count", "N", "number of examples")
       .option("seed", "N", "seed", "0")
       .option("kv-ids", "uuid|hex:N|digits:N", "kv: form of keys and values", "uuid")
@@ -148,6 +153,9 @@ int cmd_make_tasks(const Args& argv) {
     throw UsageError("make-tasks: --task must be passkey, kv or copy, got '" + task + "'");
   const int64_t length = args.get_int("length"), count = args.get_int("count");
   if (length < 16 || count < 1) throw UsageError("make-tasks: --length must be >= 16 and --count >= 1");
+  const int64_t min_length = args.get_int("min-length") == 0 ? length : args.get_int("min-length");
+  if (min_length < 16 || min_length > length)
+    throw UsageError(cat("make-tasks: --min-length must be in [16, --length ", length, "] (or 0), got ", min_length));
   KvIdFormat ids;
   try {
     ids = parse_kv_id_format(args.get("kv-ids"));
@@ -162,21 +170,25 @@ int cmd_make_tasks(const Args& argv) {
   int64_t size_hint = 0;  // the previous example's size: the next one's search starts there
   for (int64_t i = 0; i < count; ++i) {
     const double depth = rng.uniform();
+    const int64_t example_length = min_length < length ? rng.uniform_int(min_length, length) : length;
     std::string text;
     for (int64_t reserve = 8;; reserve += 8) {  // room for the answer after the prompt
-      if (reserve >= length) throw std::runtime_error(cat("make-tasks: no ", task, " example fits in ", length, " tokens"));
-      const TaskPrompt p = task == "passkey" ? passkey_prompt(tok, length - reserve, depth, rng, &size_hint)
-                           : task == "kv"    ? kv_prompt(tok, length - reserve, depth, ids, rng, &size_hint)
-                                             : copy_prompt(tok, length - reserve, rng, &size_hint);
+      if (reserve >= example_length)
+        throw std::runtime_error(cat("make-tasks: no ", task, " example fits in ", example_length, " tokens"));
+      const int64_t room = example_length - reserve;
+      const TaskPrompt p = task == "passkey" ? passkey_prompt(tok, room, depth, rng, &size_hint)
+                           : task == "kv"    ? kv_prompt(tok, room, depth, ids, rng, &size_hint)
+                                             : copy_prompt(tok, room, rng, &size_hint);
       text = p.prompt + (task == "passkey" ? " " + p.answer + "." : task == "kv" ? " \"" + p.answer + "\"" : " " + p.answer);
-      if (tokens(text) <= length) break;
+      if (tokens(text) <= example_length) break;
     }
     text += "\n";
     while (tokens(text) <= length) text += passkey_filler();
     out += nlohmann::json{{"text", text}}.dump() + "\n";
   }
   st::write_text_file(out_path.string(), out);
-  log::info(cat("wrote ", count, " ", task, " examples of ", length, " tokens to ", out_path.string()));
+  log::info(cat("wrote ", count, " ", task, " examples of ",
+                min_length < length ? cat(min_length, "-", length) : cat(length), " tokens to ", out_path.string()));
   return 0;
 }
 
