@@ -415,13 +415,12 @@ demo_base() {
 
   demo_stage 2/7 "training data: passkey, key-value and copy examples + source code, in 256- and 1024-token windows"
   # Copy examples (a run of random ids, then the same run again) teach the induction mechanism that
-  # retrieval is built on: without a large share of them a 2-layer model does not find it within the
-  # budget. The fine-tuning stores hold more passkey examples (what the demo measures) and as many
-  # copy examples (they repair induction under the new positions fastest), in the same shares for
-  # CREAM (256-token windows) as for PI (1024).
+  # retrieval is built on, passkey examples the retrieval itself: with fewer of either, a 2-layer
+  # model's induction forms late or not at all depending on the seed. Passkey and kv examples vary
+  # in length (from MIN in TASK:COUNT:MIN) so that short prompts work too. CREAM fine-tunes on the
+  # pre-training store (its windows stay 256 tokens); PI on 1024-token windows with the same shares.
   local spec
-  for spec in "pre-256 256 passkey:3000 kv:1500 copy:3000" "ft-256 256 passkey:6000 kv:1500 copy:6000" \
-              "ft-1024 1024 passkey:1500 kv:375 copy:1500"; do
+  for spec in "pre-256 256 passkey:6000:96 kv:1500:96 copy:6000" "ft-1024 1024 passkey:1500:256 kv:375:256 copy:1500"; do
     demo_store $spec
   done
   [[ -f "$dir/store-heldout/COMPLETE" ]] ||
@@ -443,7 +442,7 @@ repro() {
   mkdir -p "$dir"
   DEMO_TAG=repro
   demo_stage 1/4 "training data in 2048-token windows (runs/demo/store-ft-2048)"
-  demo_store ft-2048 2048 passkey:750 kv:190 copy:750
+  demo_store ft-2048 2048 passkey:750:256 kv:190:256 copy:750
   demo_stage 2/4 "extending the base x8 to 2048: PI and YaRN at 2048, PoSE and CREAM at the 256 window (configs/repro/)"
   demo_parallel "demo_train repro pi" "demo_train repro pose"
   demo_parallel "demo_train repro yarn" "demo_train repro cream"
@@ -462,18 +461,22 @@ repro() {
 }
 
 # Writes runs/demo/store-NAME unless complete: task examples of N tokens (two make-tasks at a time,
-# one core each) and the training modules, cut into N-token windows: demo_store NAME N TASK:COUNT...
+# one core each) and the training modules, cut into N-token windows: demo_store NAME N TASK:COUNT[:MIN]...
+# (MIN: the examples' lengths vary from MIN to N tokens, filler after them).
 # Each task's seed is N, then the lengths of the TASK:COUNT word and of NAME, written side by side:
 # fixed, so reruns rebuild the same data, and different for every task and store the demo makes.
 demo_store() {
   local name="$1" n="$2" dir="$ROOT/runs/demo" t inputs=() pids=()
   shift 2
   [[ -f "$dir/store-$name/COMPLETE" ]] && return 0
+  local task count min
   for t in "$@"; do
-    OMP_NUM_THREADS=1 "$BUILD/ropex" make-tasks --tokenizer "$dir/tok.model" --task "${t%%:*}" --length "$n" \
-      --count "${t#*:}" --kv-ids "$DEMO_KV_IDS" --seed "$n${#t}${#name}" --output "$dir/$name-${t%%:*}.jsonl" >/dev/null &
+    IFS=: read -r task count min <<< "$t"
+    OMP_NUM_THREADS=1 "$BUILD/ropex" make-tasks --tokenizer "$dir/tok.model" --task "$task" --length "$n" \
+      --min-length "${min:-0}" --count "$count" --kv-ids "$DEMO_KV_IDS" --seed "$n${#t}${#name}" \
+      --output "$dir/$name-$task.jsonl" >/dev/null &
     pids+=($!)
-    inputs+=(--input "$dir/$name-${t%%:*}.jsonl")
+    inputs+=(--input "$dir/$name-$task.jsonl")
     if (( ${#pids[@]} == 2 )); then wait "${pids[0]}" || return 1; pids=("${pids[1]}"); fi
   done
   for t in "${pids[@]}"; do wait "$t" || return 1; done
