@@ -415,12 +415,13 @@ demo_base() {
 
   demo_stage 2/7 "training data: passkey, key-value and copy examples + source code, in 256- and 1024-token windows"
   # Copy examples (a run of random ids, then the same run again) teach the induction mechanism that
-  # retrieval is built on, passkey examples the retrieval itself: with fewer of either, a 2-layer
-  # model's induction forms late or not at all depending on the seed. Passkey and kv examples vary
-  # in length (from MIN in TASK:COUNT:MIN) so that short prompts work too. CREAM fine-tunes on the
-  # pre-training store (its windows stay 256 tokens); PI on 1024-token windows with the same shares.
+  # retrieval is built on, passkey examples the retrieval itself: with half as many of either, a
+  # 2-layer model's induction formed late or never depending on the seed. CREAM fine-tunes on the
+  # pre-training store (its windows stay 256 tokens, its positions go to 1024); PI on 1024-token
+  # windows with the same shares, its retrieval examples 256 to 1024 tokens long (TASK:COUNT:MIN)
+  # so that it keeps short prompts.
   local spec
-  for spec in "pre-256 256 passkey:6000:96 kv:1500:96 copy:6000" "ft-1024 1024 passkey:1500:256 kv:375:256 copy:1500"; do
+  for spec in "pre-256 256 passkey:6000 kv:1500 copy:6000" "ft-1024 1024 passkey:1500:256 kv:375:256 copy:1500"; do
     demo_store $spec
   done
   [[ -f "$dir/store-heldout/COMPLETE" ]] ||
@@ -502,7 +503,7 @@ demo_eval() {
   [[ -f "$dir/eval-$name/results.json" ]] && { log "runs/$1/eval-$name: done before, reused"; return 0; }
   rm -rf "$dir/eval-$name.partial"
   local args=(eval --model "$dir/$name/export" --label "$label" --tasks ppl,passkey,kv --data "$ROOT/runs/demo/store-heldout"
-              --lengths "$lengths" --depths 10 --samples 5 --docs 8 --kv-ids "$DEMO_KV_IDS" --no-plot
+              --lengths "$lengths" --depths 10 --samples 5 --docs 8 --kv-ids "$DEMO_KV_IDS" --protocols truncated --no-plot
               --output "$dir/eval-$name.partial")
   if (( nproc > 1 )); then
     OMP_NUM_THREADS=1 launch_ranks "$nproc" "${args[@]}" >/dev/null
