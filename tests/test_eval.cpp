@@ -398,6 +398,10 @@ TEST(MakeTasks, MinLengthVariesTheExamplesLength) {
   }
   EXPECT_NE(s.run("make-tasks --tokenizer " + s.tok() + " --task copy --length 100 --min-length 200 --count 2 --output x.jsonl"), 0);
   EXPECT_NE(s.out_text.find("--min-length"), std::string::npos) << s.out_text;
+  // A passkey prompt needs about 114 tokens with this tokenizer: a shorter draw names --min-length.
+  EXPECT_NE(s.run("make-tasks --tokenizer " + s.tok() + " --task passkey --length 400 --min-length 40 --count 40 --output x.jsonl"), 0);
+  EXPECT_NE(s.out_text.find("--min-length 40"), std::string::npos) << s.out_text;
+  EXPECT_NE(s.out_text.find("without filler already has"), std::string::npos) << s.out_text;
 }
 
 TEST(Prepare, ChunkCutsFixedPiecesAndDropsTheShortRemainder) {

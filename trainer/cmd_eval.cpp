@@ -176,9 +176,16 @@ int cmd_make_tasks(const Args& argv) {
       if (reserve >= example_length)
         throw std::runtime_error(cat("make-tasks: no ", task, " example fits in ", example_length, " tokens"));
       const int64_t room = example_length - reserve;
-      const TaskPrompt p = task == "passkey" ? passkey_prompt(tok, room, depth, rng, &size_hint)
-                           : task == "kv"    ? kv_prompt(tok, room, depth, ids, rng, &size_hint)
-                                             : copy_prompt(tok, room, rng, &size_hint);
+      TaskPrompt p;
+      try {
+        p = task == "passkey" ? passkey_prompt(tok, room, depth, rng, &size_hint)
+            : task == "kv"    ? kv_prompt(tok, room, depth, ids, rng, &size_hint)
+                              : copy_prompt(tok, room, rng, &size_hint);
+      } catch (const std::runtime_error& e) {  // say which option made the example too short
+        throw std::runtime_error(cat("make-tasks: ", task, " example ", i + 1, " of ", example_length, " tokens (",
+                                     min_length < length ? cat("drawn from --min-length ", min_length, " to ") : std::string("--length "),
+                                     length, "): ", e.what()));
+      }
       text = p.prompt + (task == "passkey" ? " " + p.answer + "." : task == "kv" ? " \"" + p.answer + "\"" : " " + p.answer);
       if (tokens(text) <= example_length) break;
     }
