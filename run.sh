@@ -286,7 +286,6 @@ launch_ranks() {
     left=()
     for p in "${live[@]}"; do [[ "$p" == "$ended" ]] || left+=("$p"); done
     live=("${left[@]}")
-    if [[ -z "$ended" ]] && ((rc == 0)); then rc=1; fi  # no rank left to wait for, yet some were listed
     if ((rc != 0)); then
       log "a rank exited with status $rc; stopping the others"
       kill "${pids[@]}" 2>/dev/null || true

@@ -420,7 +420,6 @@ void write_text_file(const std::string& path, const std::string& text) {
   f.commit();
 }
 
-
 // -------------------------------------------------------------------------------------------------
 // dtypes
 
