@@ -8,12 +8,14 @@ Hugging Face directory OUTDIR/<case>/ (config.json + model.safetensors), rewrite
 layout the case names (transformers 4.x `rope_scaling` + top-level `rope_theta`, or 5.x
 `rope_parameters`), and writes OUTDIR/<case>/reference.safetensors with
   input_ids, position_ids [B, T] int64, logits [B, T, V] float32, loss [] float32 and
-  grad.<parameter name> for every parameter (float32), all computed by transformers in float32
+  grad.<parameter name> for every parameter (float32), all computed by transformers in float32, and
+  logits_bf16 from a bfloat16 copy of the same model
   with an explicit all-ones attention mask (without it transformers treats a jump in position_ids
   as the start of a packed sequence and masks across it).
 Dynamic-scaling cases have one file per sequence length (reference_T<len>.safetensors) because the
 frequencies depend on the length. OUTDIR/cases.json lists the cases and their files.
 """
+import copy
 import json
 import os
 import sys
@@ -94,6 +96,12 @@ def reference(model, input_ids, position_ids):
                "logits": out.logits.detach().float().contiguous(), "loss": out.loss.detach().float().reshape(())}
     for name, p in model.named_parameters():
         tensors["grad." + name] = p.grad.detach().float().contiguous()
+    # transformers' own bfloat16 run of the same weights: how far bfloat16 legitimately moves the logits
+    # (the limit of ropex's bfloat16 check is a multiple of this spread).
+    bf16 = copy.deepcopy(model).to(torch.bfloat16)
+    with torch.no_grad():
+        out = bf16(input_ids=input_ids, position_ids=position_ids, attention_mask=torch.ones_like(input_ids), use_cache=False)
+    tensors["logits_bf16"] = out.logits.float().contiguous()
     return tensors
 
 

@@ -4,15 +4,18 @@
 // position ids; ntk and dynamic-yarn, which transformers lacks, through exact equivalences with
 // types it has — see make_reference.py). Both attention paths are checked, float32 strictly and bfloat16 loosely.
 //
-// Tolerances (relative to the reference's max |value|):
-//   float32 logits and loss: 1e-5. Both sides run the same float32 math; what differs is the order
-//     of reductions inside matmul/softmax kernels, which moves results by ~1e-7 relative.
-//   float32 gradients: 1e-4. Backward sums over batch and sequence in a different order, and the
-//     errors compound through the layers; observed values are ~1e-6.
-//   bfloat16 logits vs the float32 reference: 2e-2 (observed <= 9e-3). bfloat16 keeps 8 bits of mantissa (relative
-//     step 2^-8 = 3.9e-3) and each layer re-rounds activations; this checks "same function", not bits.
+// Limits (relative to the reference's largest |value|), from tests/tolerance.h's rounding model for
+// each case's shape and length:
+//   float32 logits: tol::llama_forward; the loss: CE = logsumexp - logit moves by at most twice the
+//     largest logit error, plus the mean over the batch's tokens;
+//   float32 gradients: tol::llama_backward;
+//   bfloat16 logits against the float32 reference: 4 times the distance of transformers' own bfloat16
+//     run of the same weights from its float32 run. Both bfloat16 runs commit independent roundings of
+//     the same sizes at the same places (bfloat16 weights, every op's output); the largest over >= 10^4
+//     logits of two such samples differs by well under 2x, and 4 leaves another 2x.
 #include "models/hf_checkpoint.h"
 #include "tests/test_util.h"
+#include "tests/tolerance.h"
 
 #include <fstream>
 
@@ -41,6 +44,8 @@ std::map<std::string, at::Tensor> load_reference(const std::string& path) {
   return out;
 }
 
+void PrintTo(const RefCase& c, std::ostream* os) { *os << c.name << "/" << c.file; }
+
 class HFParity : public ::testing::TestWithParam<RefCase> {};
 
 TEST_P(HFParity, LogitsLossAndGradientsMatchTransformers) {
@@ -59,9 +64,15 @@ TEST_P(HFParity, LogitsLossAndGradientsMatchTransformers) {
     at::Tensor logits = model->forward(ref["input_ids"], ref["position_ids"], fo);
     LossResult loss = causal_lm_loss(logits, ref["input_ids"]);
     loss.mean.backward();
+    const LlamaConfig cfg = load_config(dir);
+    const int64_t B = ref["input_ids"].size(0), T = ref["input_ids"].size(1);
+    const double logit_limit = tol::llama_forward(cfg, T);
+    const double loss_limit = 2 * logit_limit * ref["logits"].abs().max().item<double>() / ref["loss"].abs().item<double>() +
+                              tol::kSafety * tol::reduction(B * T, tol::kFloat32);
+    const double grad_limit = tol::llama_backward(cfg, T, B * T);
     const double logit_err = rel_err(logits, ref["logits"]);
-    EXPECT_LE(logit_err, 1e-5) << c.name << " logits";
-    EXPECT_LE(rel_err(loss.mean, ref["loss"]), 1e-5) << c.name << " loss";
+    EXPECT_LE(logit_err, logit_limit) << c.name << " logits";
+    EXPECT_LE(rel_err(loss.mean, ref["loss"]), loss_limit) << c.name << " loss";
     double worst_grad = 0;
     size_t n_grads = 0;
     for (auto& p : model->named_parameters()) {
@@ -69,7 +80,7 @@ TEST_P(HFParity, LogitsLossAndGradientsMatchTransformers) {
       ASSERT_NE(it, ref.end()) << "reference lacks the gradient of " << p.key();
       ASSERT_TRUE(p.value().grad().defined()) << p.key() << " got no gradient";
       const double e = rel_err(p.value().grad(), it->second);
-      EXPECT_LE(e, 1e-4) << c.name << " grad of " << p.key();
+      EXPECT_LE(e, grad_limit) << c.name << " grad of " << p.key();
       worst_grad = std::max(worst_grad, e);
       ++n_grads;
     }
@@ -78,7 +89,8 @@ TEST_P(HFParity, LogitsLossAndGradientsMatchTransformers) {
     EXPECT_EQ(n_grads, ref_grads) << "parameter sets differ";
     RecordProperty(std::string("logits_rel_err_") + attention_backend_name(backend), std::to_string(logit_err));
     std::cout << "[parity] " << c.name << "/" << c.file << " " << attention_backend_name(backend)
-              << ": logits " << logit_err << ", loss " << rel_err(loss.mean, ref["loss"]) << ", worst grad " << worst_grad << "\n";
+              << ": logits " << logit_err << " (limit " << logit_limit << "), loss " << rel_err(loss.mean, ref["loss"]) << " ("
+              << loss_limit << "), worst grad " << worst_grad << " (" << grad_limit << ")\n";
   }
 }
 
@@ -98,8 +110,11 @@ TEST_P(HFParity, Bfloat16LogitsFollowTheFloat32Reference) {
     at::Tensor logits = model->forward(ref["input_ids"], ref["position_ids"], fo);
     EXPECT_EQ(logits.scalar_type(), at::kBFloat16);
     const double e = rel_err(logits, ref["logits"]);
-    EXPECT_LE(e, 2e-2) << c.name << " bf16 " << attention_backend_name(backend);
-    std::cout << "[parity-bf16] " << c.name << " " << attention_backend_name(backend) << ": logits " << e << "\n";
+    ASSERT_TRUE(ref.count("logits_bf16")) << dir << ": reference from an older make_reference.py";
+    const double limit = 4 * rel_err(ref["logits_bf16"], ref["logits"]);  // see the header
+    EXPECT_LE(e, limit) << c.name << " bf16 " << attention_backend_name(backend);
+    std::cout << "[parity-bf16] " << c.name << " " << attention_backend_name(backend) << ": logits " << e << " (limit " << limit
+              << ", transformers' bf16 " << limit / 4 << ")\n";
   }
 }
 

@@ -2,10 +2,12 @@
 // independent float64 evaluation of the formulas (ntk, dynamic-yarn), over the grid written by
 // tests/rope_reference.py: head_dim 64/128, rope_theta 1e4/5e5/1e6, factors 2..64 with
 // non-integers, original lengths 2048/4096/8192, non-default betas, truncate on/off, mscale, the
-// dynamic types below and above their switch points. Tolerance 1e-6 relative per element.
-// Plus the rotary application itself and the config errors a user can make.
+// dynamic types below and above their switch points. Each case's limit is derived from the float32
+// operations both sides run (inv_freq_limit below). Plus the rotary application itself and the config
+// errors a user can make.
 #include "models/rope.h"
 #include "tests/test_util.h"
+#include "tests/tolerance.h"
 
 #include <fstream>
 
@@ -41,9 +43,10 @@ TEST(RopeParity, InvFreqAndAttentionFactorMatchTransformersAndFormulas) {
     at::Tensor exp = at::tensor(expected, at::kDouble);
     at::Tensor rel = ((p.inv_freq.to(at::kDouble) - exp).abs() / exp.abs());
     const double e = rel.max().item<double>();
-    EXPECT_LE(e, 1e-6) << label;
+    EXPECT_LE(e, tol::inv_freq(cfg, c["seq_len"].get<int64_t>(), *std::min_element(expected.begin(), expected.end()),
+                               c["source"] == "formula")) << label;
     const double a = c["attention_factor"].get<double>();
-    EXPECT_NEAR(p.attention_factor, a, 1e-6 * std::abs(a)) << label;
+    EXPECT_NEAR(p.attention_factor, a, tol::kAttentionFactor * std::abs(a)) << label;
     const std::string key = cfg.rope.type + " (" + c["source"].get<std::string>() + ")";
     per_type[key]++;
     worst[key] = std::max(worst[key], e);
@@ -68,10 +71,14 @@ TEST(Rope, RotateHalfAndApplyMatchTheDefinition) {
   auto [cos, sin] = rope_cos_sin(p, pos, at::kDouble);
   at::Tensor q = at::randn({1, 1, 5, 8}, at::kDouble);
   at::Tensor rq = apply_rope(q, cos, sin);
-  EXPECT_TRUE(at::allclose(rq.select(2, 0), q.select(2, 0)));
+  // At position 0, cos = 1 and sin = 0 exactly (float32 cos(0), sin(0)), so x * 1 + r * 0 is x exactly.
+  EXPECT_TRUE(at::equal(rq.select(2, 0), q.select(2, 0)));
   at::Tensor pair_norm = (q.narrow(-1, 0, 4).pow(2) + q.narrow(-1, 4, 4).pow(2));
   at::Tensor rpair_norm = (rq.narrow(-1, 0, 4).pow(2) + rq.narrow(-1, 4, 4).pow(2));
-  EXPECT_TRUE(at::allclose(pair_norm, rpair_norm, 1e-6, 1e-9));
+  // The angles are float32 (as transformers'), so cos^2 + sin^2 = 1 holds to float32 rounding: cos and sin
+  // each within 1 ulp (2u), squared and added: 2 * 2 * 2u + 2u = 10u relative; the rotation's own
+  // float64 products and the norms add ~8 float64 ulps. Limit 2 * 10u.
+  EXPECT_TRUE(at::allclose(pair_norm, rpair_norm, 20 * tol::kFloat32, 0));
   // Relative property: <R(m)q, R(n)k> depends on m - n only.
   at::Tensor k = at::randn({1, 1, 1, 8}, at::kDouble);
   auto dot_at = [&](int64_t m, int64_t n) {
@@ -81,7 +88,11 @@ TEST(Rope, RotateHalfAndApplyMatchTheDefinition) {
     at::Tensor r2 = apply_rope(both, cc, ss);
     return (r2.select(2, 0) * r2.select(2, 1)).sum().item<double>();
   };
-  EXPECT_NEAR(dot_at(10, 3), dot_at(107, 100), 1e-4);
+  // Each side sums 4 rotated pairs, each |q_pair| |k_pair| <= 72 (randn entries below 6) times the
+  // cosine of its relative angle; the angles are float32 (as transformers'): each rounded (p up to 107:
+  // 107u absolute) and cos/sin within 2u, so a pair's term moves by at most 72 * 2 * (107 + 2)u. Both
+  // sides: 2 * 4 * 72 * 218u = 1.3e5u = 7.5e-3 at worst.
+  EXPECT_NEAR(dot_at(10, 3), dot_at(107, 100), 2 * 4 * 72 * 218 * tol::kFloat32);
 }
 
 TEST(Rope, AttentionFactorScalesCosAndSin) {
@@ -92,10 +103,12 @@ TEST(Rope, AttentionFactorScalesCosAndSin) {
   c.rope.factor = 16;
   c.rope.original_max_position_embeddings = 4096;
   RopeParams p = compute_rope_params(c);
-  EXPECT_NEAR(p.attention_factor, 0.1 * std::log(16.0) + 1.0, 1e-12);
+  EXPECT_NEAR(p.attention_factor, 0.1 * std::log(16.0) + 1.0, tol::kAttentionFactor);  // the same float64 expression
   auto [cos, sin] = rope_cos_sin(p, at::arange(50, at::kLong).unsqueeze(0), at::kFloat);
   at::Tensor norm2 = cos.pow(2) + sin.pow(2);
-  EXPECT_TRUE(at::allclose(norm2, at::full_like(norm2, p.attention_factor * p.attention_factor), 1e-5, 1e-6));
+  // float32: cos and sin within 1 ulp (2u), each times the factor (u), squared and added: 2 * (2 * 3u) + u
+  // = 13u relative; the expected value is float64. Limit 2 * 13u.
+  EXPECT_TRUE(at::allclose(norm2, at::full_like(norm2, p.attention_factor * p.attention_factor), 26 * tol::kFloat32, 0));
 }
 
 TEST(Rope, BadScalingConfigsNameTheKey) {

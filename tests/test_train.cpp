@@ -6,6 +6,7 @@
 #include "data/tokenizer.h"
 #include "models/hf_checkpoint.h"
 #include "tests/test_util.h"
+#include "tests/tolerance.h"
 #include "trainer/log.h"
 #include "trainer/run_config.h"
 
@@ -104,13 +105,99 @@ TEST(Train, LossFallsOnASmallCorpus) {
   ASSERT_EQ(m.size(), 30u);
   const double first = m.front()["loss"].get<double>(), last = m.back()["loss"].get<double>();
   EXPECT_LT(last, first * 0.8) << "loss " << first << " -> " << last;
-  EXPECT_NEAR(first, std::log(320.0), 0.5);  // random init: about ln(vocab)
+  EXPECT_NEAR(first, std::log(320.0), tol::random_init_loss_band(load_config(s.model())));  // step 1: random init
 }
+
+// How far apart two runs of the same steps ended: ||a - b|| / ||b - origin|| over every tensor together
+// (origin absent: ||a - b|| / ||b||). For weights the origin is the model's initial weights, so the
+// update is the scale: AdamW moves each weight by about lr per step whatever its gradient's size, and a
+// rounding difference in a gradient moves it by a fraction of lr: small against the update, and it
+// can be large against float32 epsilon times the weight.
+double distance(const std::map<std::string, at::Tensor>& a, const std::map<std::string, at::Tensor>& b,
+                const std::map<std::string, at::Tensor>* origin = nullptr) {
+  double diff = 0, scale = 0;
+  EXPECT_EQ(a.size(), b.size());
+  for (const auto& [k, y] : b) {
+    if (!a.count(k) || (origin && !origin->count(k))) {
+      ADD_FAILURE() << "a run lacks " << k;
+      continue;
+    }
+    const at::Tensor x = a.at(k).to(at::kDouble), yd = y.to(at::kDouble);
+    diff += (x - yd).pow(2).sum().item<double>();
+    scale += (origin ? yd - origin->at(k).to(at::kDouble) : yd).pow(2).sum().item<double>();
+  }
+  return std::sqrt(diff) / std::max(std::sqrt(scale), 1e-300);  // 1e-300 only guards 0 / 0
+}
+
+// Worst relative difference of a logged metric (loss, grad_norm) over the steps of two runs.
+double metric_distance(const std::vector<nlohmann::json>& a, const std::vector<nlohmann::json>& b, const char* key) {
+  EXPECT_EQ(a.size(), b.size()) << key;
+  double worst = 0;
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
+    const double x = a[i][key].get<double>(), y = b[i][key].get<double>();
+    worst = std::max(worst, std::abs(x - y) / std::abs(y));
+  }
+  return worst;
+}
+
+// The reordering noise of TinySetup's training steps, measured on one rank: the examples of `world`
+// ranks at micro-batch 1 x accumulation 2 taken as micro-batch `world` x accumulation 2 (`ref`, the run
+// others are compared with) and as micro-batch 1 x accumulation 2 * world (summed in another order).
+// Limits for a run of the same steps in yet another order (ranks, ZeRO shards, a resumed stage) are
+// tol::spread_limit of these two runs' distances and of the a-priori floors.
+struct Reordering {
+  std::string ref, reordered;
+  int64_t step;
+  std::map<std::string, at::Tensor> init;
+  double weights_limit = 0, moments_limit = 0, loss_limit = 0, grad_norm_limit = 0;
+
+  Reordering(TinySetup& s, const std::string& sets, int world, int64_t step_) : step(step_) {
+    ref = s.dir.str() + cat("/ref", world, "_union");
+    reordered = s.dir.str() + cat("/ref", world, "_reordered");
+    EXPECT_EQ(s.train(ref, sets + cat(" --set batch.micro_batch_size=", world, " --set batch.grad_accum=2")), 0) << s.out_text;
+    EXPECT_EQ(s.train(reordered, sets + cat(" --set batch.micro_batch_size=1 --set batch.grad_accum=", 2 * world)), 0)
+        << s.out_text;
+    init = weights(s.model());
+    const LlamaConfig cfg = load_config(s.model());
+    const int64_t T = 32, tokens_per_step = 2 * world * T;  // data.train_len; examples per step x T
+    const double grad_floor = tol::llama_backward(cfg, T, tokens_per_step);
+    weights_limit = tol::spread_limit(distance(weights(checkpoint(reordered)), weights(checkpoint(ref)), &init), grad_floor);
+    // AdamW's moments average the gradients and their squares (twice the relative error).
+    moments_limit = tol::spread_limit(distance(moments(checkpoint(reordered)), moments(checkpoint(ref))), 2 * grad_floor);
+    // Relative floor of a step's loss: tol::mean_nll with logits taken below ln(V) in size, as a model a
+    // few steps from random init has (its losses stay above ln(V) - 2, checked), over a loss >= ln(V) - 2.
+    const double lnV = std::log(static_cast<double>(cfg.vocab_size));
+    for (const auto& m : metrics(ref)) EXPECT_GT(m["loss"].get<double>(), lnV - 2);
+    const double loss_floor = tol::mean_nll(cfg, T, tokens_per_step, lnV, lnV) / (lnV - 2);
+    loss_limit = tol::spread_limit(metric_distance(metrics(reordered), metrics(ref), "loss"), loss_floor);
+    grad_norm_limit = tol::spread_limit(metric_distance(metrics(reordered), metrics(ref), "grad_norm"), grad_floor);
+  }
+  static std::map<std::string, at::Tensor> moments(const std::string& ckpt) { return weights(ckpt, "optimizer.safetensors"); }
+  std::string checkpoint(const std::string& run) const {
+    char name[32];
+    std::snprintf(name, sizeof name, "/checkpoints/step_%08lld", static_cast<long long>(step));
+    return run + name;
+  }
+
+  // Expects `run`, the same steps as `ref` in another order, to end within the limits.
+  void expect_close(const std::string& run, const std::string& what) const {
+    const double w = distance(weights(checkpoint(run)), weights(checkpoint(ref)), &init);
+    const double m = distance(moments(checkpoint(run)), moments(checkpoint(ref)));
+    const double l = metric_distance(metrics(run), metrics(ref), "loss");
+    const double g = metric_distance(metrics(run), metrics(ref), "grad_norm");
+    EXPECT_LE(w, weights_limit) << what << ": update distance";
+    EXPECT_LE(m, moments_limit) << what << ": AdamW moments";
+    EXPECT_LE(l, loss_limit) << what << ": losses";
+    EXPECT_LE(g, grad_norm_limit) << what << ": gradient norms";
+    std::cout << "[order] " << what << " vs one rank: update distance " << w << " (limit " << weights_limit << "), moments " << m << " (" << moments_limit << "), loss "
+              << l << " (" << loss_limit << "), grad norm " << g << " (" << grad_norm_limit << ")\n";
+  }
+};
 
 TEST(Train, TwoGlooRanksEqualOneRankOnTheUnionBatch) {
   TinySetup s;
-  const std::string one = s.dir.str() + "/one", two = s.dir.str() + "/two";
-  ASSERT_EQ(s.train(one, "--set batch.micro_batch_size=2 --set schedule.steps=4"), 0) << s.out_text;
+  const std::string two = s.dir.str() + "/two";
+  const Reordering order(s, "--set schedule.steps=4", 2, 4);
   // Small buckets (10 KiB) so the tiny model's gradients span several, reduced while backward runs.
   ASSERT_EQ(train_ranks(s, 2, two, "--set batch.micro_batch_size=1 --set schedule.steps=4 --set distributed.bucket_mb=0.01"), 0);
   {
@@ -125,15 +212,7 @@ TEST(Train, TwoGlooRanksEqualOneRankOnTheUnionBatch) {
     EXPECT_GT(early, 0) << "no bucket's all-reduce overlapped the backward pass";
     std::cout << "[ddp] " << buckets << " buckets, " << early << " launched during backward\n";
   }
-  auto a = weights(one + "/checkpoints/step_00000004"), b = weights(two + "/checkpoints/step_00000004");
-  ASSERT_EQ(a.size(), b.size());
-  double worst = 0;
-  for (auto& [k, v] : a) worst = std::max(worst, rel_err(b.at(k), v));
-  EXPECT_LE(worst, 1e-6);
-  std::cout << "[ddp] 2 ranks vs 1: worst parameter rel err " << worst << "\n";
-  auto ma = metrics(one), mb = metrics(two);
-  ASSERT_EQ(ma.size(), mb.size());
-  for (size_t i = 0; i < ma.size(); ++i) EXPECT_NEAR(ma[i]["loss"].get<double>(), mb[i]["loss"].get<double>(), 1e-6);
+  order.expect_close(two, "2 ranks");
 }
 
 std::string read_text(const std::string& path) {
@@ -143,10 +222,8 @@ std::string read_text(const std::string& path) {
   return text.str();
 }
 
-// Worst relative error over the tensors of two checkpoints (weights and optimizer moments), and
-// whether every tensor is bit-identical.
-std::pair<double, bool> compare_checkpoints(const std::string& a, const std::string& b) {
-  double worst = 0;
+// Whether every tensor of two checkpoints (weights and optimizer moments) is bit-identical.
+bool identical_checkpoints(const std::string& a, const std::string& b) {
   bool identical = true;
   for (const char* file : {"model.safetensors", "optimizer.safetensors"}) {
     auto ta = weights(a, file), tb = weights(b, file);
@@ -156,21 +233,20 @@ std::pair<double, bool> compare_checkpoints(const std::string& a, const std::str
         ADD_FAILURE() << b << " lacks " << k;
         continue;
       }
-      worst = std::max(worst, rel_err(tb.at(k), v));
       identical = identical && at::equal(tb.at(k), v);
     }
   }
-  return {worst, identical};
+  return identical;
 }
 
-// ZeRO-1 and ZeRO-2 on 2 Gloo ranks against the replicated optimizer on 2 ranks: float32, weight
-// decay on (0.01, not on norms), clipping active at every step (grad_clip 0.05 is below every norm),
-// two micro-batches per step, 10 KiB buckets so chunks cut through parameters, activation
+// ZeRO-0, 1 and 2 on 2 Gloo ranks, and ZeRO-0 and 2 on 3, each against one rank on the union batch:
+// float32, weight decay on (0.01, not on norms), clipping active at every step (grad_clip 0.05 is below
+// every norm), two micro-batches per step, 10 KiB buckets so chunks cut through parameters, activation
 // checkpointing (gradients accumulated by a backward inside the backward).
 TEST(Train, ZeroStagesEqualTheReplicatedOptimizerOnTwoAndThreeGlooRanks) {
   TinySetup s;
-  const std::string sets = "--set batch.micro_batch_size=1 --set optim.grad_clip=0.05 --set distributed.bucket_mb=0.01"
-                           " --set model.activation_checkpointing=true";
+  const std::string common = "--set optim.grad_clip=0.05 --set distributed.bucket_mb=0.01 --set model.activation_checkpointing=true";
+  const std::string sets = common + " --set batch.micro_batch_size=1";
   std::string run[3];
   for (int stage = 0; stage < 3; ++stage) {
     run[stage] = s.dir.str() + "/zero" + std::to_string(stage);
@@ -184,36 +260,29 @@ TEST(Train, ZeroStagesEqualTheReplicatedOptimizerOnTwoAndThreeGlooRanks) {
   auto m0 = metrics(run[0]);
   ASSERT_EQ(m0.size(), 8u);
   for (const auto& m : m0) EXPECT_GT(m["grad_norm"].get<double>(), 0.05) << "clipping is not active";
-  for (int stage = 1; stage < 3; ++stage) {
-    auto m = metrics(run[stage]);
-    ASSERT_EQ(m.size(), m0.size());
-    for (size_t i = 0; i < m.size(); ++i) {
-      EXPECT_NEAR(m[i]["loss"].get<double>(), m0[i]["loss"].get<double>(), 1e-6) << "stage " << stage << " step " << i + 1;
-      EXPECT_NEAR(m[i]["grad_norm"].get<double>(), m0[i]["grad_norm"].get<double>(), 1e-6 * m0[i]["grad_norm"].get<double>());
-    }
-    const auto [worst, identical] = compare_checkpoints(run[0] + "/checkpoints/step_00000008", run[stage] + "/checkpoints/step_00000008");
-    EXPECT_LE(worst, 1e-6) << "stage " << stage;
-    std::cout << "[zero] 2 ranks, ZeRO-" << stage << " vs ZeRO-0 after 8 steps: worst rel err " << worst
-              << (identical ? " (weights and moments bit-identical)" : "") << "\n";
+  const Reordering two(s, common, 2, 8);
+  for (int stage = 0; stage < 3; ++stage) {
+    two.expect_close(run[stage], cat("2 ranks, ZeRO-", stage));
+    if (stage > 0 && identical_checkpoints(two.checkpoint(run[0]), two.checkpoint(run[stage])))
+      std::cout << "[zero] 2 ranks: ZeRO-" << stage << " and ZeRO-0 weights and moments bit-identical\n";
   }
   // 3 ranks: chunks padded, boundaries elsewhere; sums of three may round in another order.
+  const Reordering three(s, common, 3, 8);
   for (int stage : {0, 2}) {
     const std::string dir = s.dir.str() + "/three" + std::to_string(stage);
     ASSERT_EQ(train_ranks(s, 3, dir, sets + " --set distributed.zero_stage=" + std::to_string(stage)), 0)
         << read_text(dir + ".rank0.log");
+    three.expect_close(dir, cat("3 ranks, ZeRO-", stage));
   }
-  const auto [worst, identical] = compare_checkpoints(s.dir.str() + "/three0/checkpoints/step_00000008",
-                                                      s.dir.str() + "/three2/checkpoints/step_00000008");
-  EXPECT_LE(worst, 1e-6);
-  std::cout << "[zero] 3 ranks, ZeRO-2 vs ZeRO-0 after 8 steps: worst rel err " << worst
-            << (identical ? " (weights and moments bit-identical)" : "") << "\n";
 }
 
 // A ZeRO-1 run stopped at step 3 and resumed equals a straight one bit for bit; its step-3
-// checkpoint also resumes at stages 0 and 2 (the format does not depend on the stage).
+// checkpoint also resumes at stages 0 and 2 (the format does not depend on the stage), where only the
+// order of the reductions changes.
 TEST(Train, ZeroStopAndResumeEqualsAStraightRunAtAnyStage) {
   TinySetup s;
-  const std::string sets = "--set batch.micro_batch_size=1 --set optim.grad_clip=0.05 --set distributed.bucket_mb=0.01";
+  const std::string common = "--set optim.grad_clip=0.05 --set distributed.bucket_mb=0.01";
+  const std::string sets = common + " --set batch.micro_batch_size=1";
   const std::string straight = s.dir.str() + "/straight", resumed = s.dir.str() + "/resumed";
   ASSERT_EQ(train_ranks(s, 2, straight, sets + " --set distributed.zero_stage=1"), 0) << read_text(straight + ".rank0.log");
   ASSERT_EQ(train_ranks(s, 2, resumed, sets + " --set distributed.zero_stage=1 --set run.stop_after=3"), 0)
@@ -225,17 +294,14 @@ TEST(Train, ZeroStopAndResumeEqualsAStraightRunAtAnyStage) {
   ASSERT_EQ(a.size(), 8u);
   ASSERT_EQ(b.size(), 8u);
   for (size_t i = 0; i < 8; ++i) EXPECT_EQ(a[i]["loss"].get<double>(), b[i]["loss"].get<double>()) << "step " << i + 1;
-  auto [worst, identical] = compare_checkpoints(straight + "/checkpoints/step_00000008", resumed + "/checkpoints/step_00000008");
-  EXPECT_TRUE(identical) << "worst rel err " << worst;
+  const Reordering order(s, common, 2, 8);
+  EXPECT_TRUE(identical_checkpoints(order.checkpoint(straight), order.checkpoint(resumed)));
   for (int stage : {0, 2}) {
     const std::string other = s.dir.str() + "/as_stage" + std::to_string(stage);
     ASSERT_EQ(train_ranks(s, 2, other, sets + " --set distributed.zero_stage=" + std::to_string(stage) +
                                            " --set checkpoint.resume=" + resumed + "/checkpoints/step_00000003"), 0)
         << read_text(other + ".rank0.log");
-    std::tie(worst, identical) = compare_checkpoints(straight + "/checkpoints/step_00000008", other + "/checkpoints/step_00000008");
-    EXPECT_LE(worst, 1e-6) << "stage " << stage;
-    std::cout << "[zero] ZeRO-1 checkpoint resumed at ZeRO-" << stage << " vs straight ZeRO-1: worst rel err " << worst
-              << (identical ? " (bit-identical)" : "") << "\n";
+    order.expect_close(other, cat("ZeRO-1 checkpoint resumed at ZeRO-", stage));
   }
 }
 
@@ -270,7 +336,8 @@ TEST_P(ResumeBySampler, StopAndResumeEqualsAStraightRun) {
   auto wa = weights(straight + "/checkpoints/step_00000008"), wb = weights(resumed + "/checkpoints/step_00000008");
   for (auto& [k, v] : wa) EXPECT_TRUE(at::equal(v, wb.at(k))) << k;
 }
-INSTANTIATE_TEST_SUITE_P(Samplers, ResumeBySampler, ::testing::Values("contiguous", "randpos", "pose", "cream"));
+INSTANTIATE_TEST_SUITE_P(Samplers, ResumeBySampler, ::testing::Values("contiguous", "randpos", "pose", "cream"),
+                         [](const auto& info) { return info.param; });
 
 TEST(Train, KilledWhileWritingACheckpointResumesFromThePreviousOne) {
   TinySetup s;
@@ -309,7 +376,9 @@ TEST(Train, ExportLoadsInTransformersWithTheTrainedRope) {
                        {"position_ids", st::DType::I64, {1, 100}, pos.contiguous().data_ptr()},
                        {"logits", st::DType::F32, {1, 100, 320}, logits.data_ptr()}});
   std::string out;
-  EXPECT_EQ(run_python(py, "hf_check.py", {"export", exp, ref, "--rope-type", "linear", "--max-pos", "128"}, &out), 0) << out;
+  const std::string limit = std::to_string(tol::llama_forward(m->config(), 100));  // two float32 forwards of 100 tokens
+  EXPECT_EQ(run_python(py, "hf_check.py", {"export", exp, ref, "--limit", limit, "--rope-type", "linear", "--max-pos", "128"}, &out), 0)
+      << out;
   // The CLI export of a checkpoint (another dtype, one file).
   EXPECT_EQ(s.run("export --checkpoint " + run + "/checkpoints/step_00000002 --output " + s.dir.str() +
                   "/exp2 --max-shard-size 0 --dtype bfloat16"), 0) << s.out_text;
@@ -393,7 +462,9 @@ TEST(ActivationCheckpointing, GradientsEqualThePlainPath) {
     return g;
   };
   auto plain = grads(false), ckpt = grads(true);
-  for (auto& [k, v] : plain) EXPECT_LE(rel_err(ckpt.at(k), v), 1e-6) << k;
+  // The recomputed forward is the same float32 arithmetic; only the order in which the backward
+  // accumulates into the gradients may change: at most the backward's own rounding.
+  for (auto& [k, v] : plain) EXPECT_LE(rel_err(ckpt.at(k), v), tol::llama_backward(c, 24, 2 * 24)) << k;
 }
 
 }  // namespace

@@ -127,19 +127,14 @@ Distributed& one_rank() {
   return dist;
 }
 
-void compare(const std::map<std::string, at::Tensor>& a, const std::map<std::string, at::Tensor>& b, bool bitwise,
-             const std::string& what) {
+// On one rank every stage runs the same float32/bfloat16 operations element by element, so the
+// comparison is bit for bit; the relative error is printed when it fails.
+void compare(const std::map<std::string, at::Tensor>& a, const std::map<std::string, at::Tensor>& b, const std::string& what) {
   ASSERT_EQ(a.size(), b.size()) << what;
-  double worst = 0;
   for (const auto& [k, v] : a) {
     ASSERT_TRUE(b.count(k)) << what << ": " << k;
-    if (bitwise) {
-      EXPECT_TRUE(at::equal(v, b.at(k))) << what << ": " << k << " differs by " << rel_err(b.at(k), v);
-    }
-    worst = std::max(worst, rel_err(b.at(k), v));
+    EXPECT_TRUE(at::equal(v, b.at(k))) << what << ": " << k << " differs by " << rel_err(b.at(k), v);
   }
-  EXPECT_LE(worst, 1e-6) << what;
-  std::cout << "[zero] " << what << ": worst rel err " << worst << "\n";
 }
 
 TEST(ZeroOptimizer, OneRankStagesEqualTheReplicatedAdamW) {
@@ -158,9 +153,9 @@ TEST(ZeroOptimizer, OneRankStagesEqualTheReplicatedAdamW) {
       const std::string what = cat(c10::toString(dtype), clip > 0 ? ", clipped" : ", unclipped");
       // The same arithmetic element by element; the clipping norm is summed in float64 (optim.h), so
       // its float32 value does not depend on the flat shard against per-parameter norms.
-      compare(ref.params(), s1.params(), true, "stage 1 vs 0, " + what + ", parameters");
-      compare(ref.params(), s2.params(), true, "stage 2 vs 0, " + what + ", parameters");
-      compare(ref.opt->gather_state(), s1.opt->gather_state(), true, "stage 1 vs 0, " + what + ", state");
+      compare(ref.params(), s1.params(), "stage 1 vs 0, " + what + ", parameters");
+      compare(ref.params(), s2.params(), "stage 2 vs 0, " + what + ", parameters");
+      compare(ref.opt->gather_state(), s1.opt->gather_state(), "stage 1 vs 0, " + what + ", state");
       EXPECT_EQ(s1.opt->memory().moments, ref.opt->memory().moments);
       // One rank holds everything; a float32 model's replicated masters are its weights (no copy).
       EXPECT_EQ(ref.opt->memory().master, dtype == at::kFloat ? 0 : ref.opt->memory().moments / 2);
@@ -190,14 +185,14 @@ TEST(ZeroOptimizer, GatheredStateLoadsIntoAnotherStageAndContinuesIdentically) {
   for (int stage : {0, 2}) {
     Trainee b(one_rank(), stage, at::kFloat, 0.1);  // other initial weights would do: all come from the state
     b.opt->load_state(state_reader(state), 3);
-    compare(a.params(), b.params(), true, cat("loaded into stage ", stage, ", parameters"));
+    compare(a.params(), b.params(), cat("loaded into stage ", stage, ", parameters"));
     Trainee c(one_rank(), 1, at::kFloat, 0.1);
     c.opt->load_state(state_reader(state), 3);
     for (int64_t n = 3; n < 5; ++n) {
       b.step(n, 0.05);
       c.step(n, 0.05);
     }
-    compare(c.params(), b.params(), true, cat("continued at stage ", stage, " vs 1"));
+    compare(c.params(), b.params(), cat("continued at stage ", stage, " vs 1"));
   }
   expect_error([&] {
     std::map<std::string, at::Tensor> bad = state;
