@@ -66,7 +66,8 @@ TEST(HFExport, RoundTripsThroughTransformersSingleAndSharded) {
       // reference was made once, natively): the forward's rounding at the reference's length.
       const std::string ref_file = ref + "/" + name + "/reference.safetensors";
       int64_t T = 0;
-      for (const auto& info : st::SafetensorsFile(ref_file).tensors())
+      const st::SafetensorsFile ref_st(ref_file);
+      for (const auto& info : ref_st.tensors())
         if (info.name == "input_ids") T = info.shape.at(1);
       ASSERT_GT(T, 0) << ref_file << " lacks input_ids";
       int rc = run_python(py, "hf_check.py", {"export", out.str(), ref_file, "--limit", std::to_string(tol::llama_forward(c, T)),

@@ -129,13 +129,20 @@ double distance(const std::map<std::string, at::Tensor>& a, const std::map<std::
   return std::sqrt(diff) / std::max(std::sqrt(scale), 1e-300);  // 1e-300 only guards 0 / 0
 }
 
-// Worst relative difference of a logged metric (loss, grad_norm) over the steps of two runs.
+// Worst relative difference of a logged metric (loss, grad_norm) over the steps `a` logged, each
+// against the same step of `b` (a resumed run logs only the steps after its checkpoint).
 double metric_distance(const std::vector<nlohmann::json>& a, const std::vector<nlohmann::json>& b, const char* key) {
-  EXPECT_EQ(a.size(), b.size()) << key;
+  std::map<int64_t, double> by_step;
+  for (const auto& m : b) by_step[m["step"].get<int64_t>()] = m[key].get<double>();
+  EXPECT_FALSE(a.empty()) << key;
   double worst = 0;
-  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
-    const double x = a[i][key].get<double>(), y = b[i][key].get<double>();
-    worst = std::max(worst, std::abs(x - y) / std::abs(y));
+  for (const auto& m : a) {
+    const auto it = by_step.find(m["step"].get<int64_t>());
+    if (it == by_step.end()) {
+      ADD_FAILURE() << key << ": the reference did not log step " << m["step"];
+      continue;
+    }
+    worst = std::max(worst, std::abs(m[key].get<double>() - it->second) / std::abs(it->second));
   }
   return worst;
 }
