@@ -4,6 +4,8 @@
 #include <c10/util/Exception.h>
 
 #include <array>
+#include <cstdlib>
+#include <utility>
 #include <cstdio>
 #include <fstream>
 #include <random>
@@ -14,6 +16,18 @@ namespace fs = std::filesystem;
 
 std::string source_dir() { return ROPEX_SOURCE_DIR; }
 std::string ropex_binary() { return ROPEX_BINARY; }
+
+// The settings CMake configured for the tests (the venv's Python, which must then be there; the
+// build's test-tmp folder; the transformers references), put into this process's environment, and so
+// its children's, before any test runs, unless the environment already names them.
+[[maybe_unused]] static const bool kConfiguredSettings = [] {
+  const std::pair<const char*, const char*> settings[] = {
+      {"ROPEX_PYTHON", ROPEX_TEST_PYTHON}, {"ROPEX_REQUIRE_PYTHON", *ROPEX_TEST_PYTHON ? "1" : ""},
+      {"ROPEX_TEST_TMP", ROPEX_TEST_TMP_DIR}, {"ROPEX_REF_DIR", ROPEX_TEST_REF_DIR}};
+  for (const auto& [name, value] : settings)
+    if (*value) ::setenv(name, value, /*overwrite=*/0);
+  return true;
+}();
 
 static fs::path tmp_root() {
   const char* t = std::getenv("ROPEX_TEST_TMP");
