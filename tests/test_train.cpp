@@ -151,53 +151,67 @@ double metric_distance(const std::vector<nlohmann::json>& a, const std::vector<n
 // ranks at micro-batch 1 x accumulation 2 taken as micro-batch `world` x accumulation 2 (`ref`, the run
 // others are compared with) and as micro-batch 1 x accumulation 2 * world (summed in another order).
 // Limits for a run of the same steps in yet another order (ranks, ZeRO shards, a resumed stage) are
-// tol::spread_limit of these two runs' distances and of the a-priori floors.
+// tol::spread_limit of these two runs' distances and of the a-priori floors. The spread itself must stay
+// within kSpreadFactor floors: a reference that depends on its micro-batch split is a defect (it would
+// otherwise widen every limit built on it).
 struct Reordering {
-  std::string ref, reordered;
+  struct Run {
+    std::map<std::string, at::Tensor> weights, moments;
+    std::vector<nlohmann::json> metrics;
+  };
   int64_t step;
   std::map<std::string, at::Tensor> init;
+  Run ref;
   double weights_limit = 0, moments_limit = 0, loss_limit = 0, grad_norm_limit = 0;
 
   Reordering(TinySetup& s, const std::string& sets, int world, int64_t step_) : step(step_) {
-    ref = s.dir.str() + cat("/ref", world, "_union");
-    reordered = s.dir.str() + cat("/ref", world, "_reordered");
-    EXPECT_EQ(s.train(ref, sets + cat(" --set batch.micro_batch_size=", world, " --set batch.grad_accum=2")), 0) << s.out_text;
-    EXPECT_EQ(s.train(reordered, sets + cat(" --set batch.micro_batch_size=1 --set batch.grad_accum=", 2 * world)), 0)
+    const std::string ref_dir = s.dir.str() + cat("/ref", world, "_union"), reordered_dir = s.dir.str() + cat("/ref", world, "_reordered");
+    EXPECT_EQ(s.train(ref_dir, sets + cat(" --set batch.micro_batch_size=", world, " --set batch.grad_accum=2")), 0) << s.out_text;
+    EXPECT_EQ(s.train(reordered_dir, sets + cat(" --set batch.micro_batch_size=1 --set batch.grad_accum=", 2 * world)), 0)
         << s.out_text;
     init = weights(s.model());
+    ref = read(ref_dir);
+    const Run reordered = read(reordered_dir);
     const LlamaConfig cfg = load_config(s.model());
     const int64_t T = 32, tokens_per_step = 2 * world * T;  // data.train_len; examples per step x T
     const double grad_floor = tol::llama_backward(cfg, T, tokens_per_step);
-    weights_limit = tol::spread_limit(distance(weights(checkpoint(reordered)), weights(checkpoint(ref)), &init), grad_floor);
     // AdamW's moments average the gradients and their squares (twice the relative error).
-    moments_limit = tol::spread_limit(distance(moments(checkpoint(reordered)), moments(checkpoint(ref))), 2 * grad_floor);
+    const double moments_floor = 2 * grad_floor;
     // Relative floor of a step's loss: tol::mean_nll with logits taken below ln(V) in size, as a model a
     // few steps from random init has (its losses stay above ln(V) - 2, checked), over a loss >= ln(V) - 2.
     const double lnV = std::log(static_cast<double>(cfg.vocab_size));
-    for (const auto& m : metrics(ref)) EXPECT_GT(m["loss"].get<double>(), lnV - 2);
+    for (const auto& m : ref.metrics) EXPECT_GT(m["loss"].get<double>(), lnV - 2);
     const double loss_floor = tol::mean_nll(cfg, T, tokens_per_step, lnV, lnV) / (lnV - 2);
-    loss_limit = tol::spread_limit(metric_distance(metrics(reordered), metrics(ref), "loss"), loss_floor);
-    grad_norm_limit = tol::spread_limit(metric_distance(metrics(reordered), metrics(ref), "grad_norm"), grad_floor);
+    auto limit = [&](double spread, double floor, const char* what) {
+      EXPECT_LE(spread, tol::kSpreadFactor * floor) << "one rank's " << what << " depend on the micro-batch split";
+      return tol::spread_limit(spread, floor);
+    };
+    weights_limit = limit(distance(reordered.weights, ref.weights, &init), grad_floor, "updates");
+    moments_limit = limit(distance(reordered.moments, ref.moments), moments_floor, "moments");
+    loss_limit = limit(metric_distance(reordered.metrics, ref.metrics, "loss"), loss_floor, "losses");
+    grad_norm_limit = limit(metric_distance(reordered.metrics, ref.metrics, "grad_norm"), grad_floor, "gradient norms");
   }
-  static std::map<std::string, at::Tensor> moments(const std::string& ckpt) { return weights(ckpt, "optimizer.safetensors"); }
   std::string checkpoint(const std::string& run) const {
     char name[32];
     std::snprintf(name, sizeof name, "/checkpoints/step_%08lld", static_cast<long long>(step));
     return run + name;
   }
+  Run read(const std::string& run) const {
+    return {weights(checkpoint(run)), weights(checkpoint(run), "optimizer.safetensors"), metrics(run)};
+  }
 
   // Expects `run`, the same steps as `ref` in another order, to end within the limits.
   void expect_close(const std::string& run, const std::string& what) const {
-    const double w = distance(weights(checkpoint(run)), weights(checkpoint(ref)), &init);
-    const double m = distance(moments(checkpoint(run)), moments(checkpoint(ref)));
-    const double l = metric_distance(metrics(run), metrics(ref), "loss");
-    const double g = metric_distance(metrics(run), metrics(ref), "grad_norm");
+    const Run r = read(run);
+    const double w = distance(r.weights, ref.weights, &init), m = distance(r.moments, ref.moments);
+    const double l = metric_distance(r.metrics, ref.metrics, "loss"), g = metric_distance(r.metrics, ref.metrics, "grad_norm");
     EXPECT_LE(w, weights_limit) << what << ": update distance";
     EXPECT_LE(m, moments_limit) << what << ": AdamW moments";
     EXPECT_LE(l, loss_limit) << what << ": losses";
     EXPECT_LE(g, grad_norm_limit) << what << ": gradient norms";
-    std::cout << "[order] " << what << " vs one rank: update distance " << w << " (limit " << weights_limit << "), moments " << m << " (" << moments_limit << "), loss "
-              << l << " (" << loss_limit << "), grad norm " << g << " (" << grad_norm_limit << ")\n";
+    std::cout << "[order] " << what << " vs one rank: update distance " << w << " (limit " << weights_limit << "), moments " << m
+              << " (" << moments_limit << "), loss " << l << " (" << loss_limit << "), grad norm " << g << " (" << grad_norm_limit
+              << ")\n";
   }
 };
 

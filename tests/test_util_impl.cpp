@@ -4,12 +4,12 @@
 #include <c10/util/Exception.h>
 
 #include <array>
-#include <cstdlib>
-#include <utility>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <random>
 #include <sys/wait.h>
+#include <utility>
 
 namespace ropex::test {
 namespace fs = std::filesystem;

@@ -135,7 +135,9 @@ constexpr double kAttentionFactor = 64 * kFloat64;
 // over every parameter, so a reordering of the same kind gives a value of the same size; 10 covers a
 // ratio of two such samples. The floor is the gradient's own a-priori error (llama_backward), which
 // bounds the update's relative error where AdamW's m / sqrt(v) is well conditioned; it keeps the
-// limit from collapsing when the two reference orders happen to agree bit for bit.
+// limit from collapsing when the two reference orders happen to agree bit for bit. The spread itself
+// must stay within kSpreadFactor floors, so a reference broken by its own order cannot widen the limit
+// past 100 floors.
 constexpr double kSpreadFactor = 10;
 inline double spread_limit(double spread, double floor) { return std::max(kSpreadFactor * spread, floor); }
 
