@@ -316,7 +316,7 @@ std::string read_text_file(const std::string& path) {
 
 // Checks names (unique, non-empty, not "__metadata__"), shapes, data pointers and that the total
 // fits 64 bits; returns the byte size of each tensor.
-std::vector<uint64_t> check_views(const std::vector<TensorView>& tensors, const std::string& ctx) {
+std::vector<uint64_t> check_views(const std::vector<TensorView>& tensors, const std::string& ctx, bool need_data = true) {
   std::set<std::string> names;
   std::vector<uint64_t> sizes;
   uint64_t total = 0;
@@ -330,7 +330,7 @@ std::vector<uint64_t> check_views(const std::vector<TensorView>& tensors, const 
     } catch (const std::exception& e) {
       fail(tctx + ": " + e.what());
     }
-    if (n > 0 && t.data == nullptr) fail(tctx + ": null data pointer");
+    if (need_data && n > 0 && t.data == nullptr) fail(tctx + ": null data pointer");
     if (__builtin_add_overflow(total, n, &total)) fail(tctx + ": total size overflows 64 bits");
     sizes.push_back(n);
   }
@@ -549,23 +549,44 @@ const void* SafetensorsFile::data(const TensorInfo& t) const {
   return static_cast<const char*>(map_) + data_start + t.begin;
 }
 
+void SafetensorsFile::drop_pages(const void* p, size_t n) const {
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t lo = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
+  const uintptr_t hi = (reinterpret_cast<uintptr_t>(p) + n) / page * page;
+  if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+}
+
 // -------------------------------------------------------------------------------------------------
 // writing
 
+std::string encode_header(const std::vector<TensorView>& tensors, const std::map<std::string, std::string>& extra_metadata) {
+  const std::string ctx = "safetensors header";
+  const std::vector<uint64_t> sizes = check_views(tensors, ctx, false);
+  const std::string header = build_header(tensors, sizes, extra_metadata, ctx);
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>(uint64_t(header.size()) >> (8 * i));
+  return out + header;
+}
+
+void write_file_streamed(const std::string& path, const std::vector<TensorView>& tensors, const TensorSource& source,
+                         const std::map<std::string, std::string>& extra_metadata) {
+  const std::string ctx = "writing " + file_ctx(path);
+  const std::vector<uint64_t> sizes = check_views(tensors, ctx, false);
+  const std::string header = encode_header(tensors, extra_metadata);
+  AtomicFile f(path);
+  f.write(header.data(), header.size());
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const void* data = sizes[i] ? source(i) : nullptr;
+    if (sizes[i] && !data) fail(ctx + ", tensor '" + tensors[i].name + "': no data");
+    f.write(data, sizes[i]);
+  }
+  f.commit();
+}
+
 void write_file(const std::string& path, const std::vector<TensorView>& tensors,
                 const std::map<std::string, std::string>& extra_metadata) {
-  const std::string ctx = "writing " + file_ctx(path);
-  const std::vector<uint64_t> sizes = check_views(tensors, ctx);
-  const std::string header = build_header(tensors, sizes, extra_metadata, ctx);
-
-  unsigned char len[8];
-  for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(uint64_t(header.size()) >> (8 * i));
-
-  AtomicFile f(path);
-  f.write(len, sizeof len);
-  f.write(header.data(), header.size());
-  for (size_t i = 0; i < tensors.size(); ++i) f.write(tensors[i].data, sizes[i]);
-  f.commit();
+  check_views(tensors, "writing " + file_ctx(path));
+  write_file_streamed(path, tensors, [&](size_t i) { return tensors[i].data; }, extra_metadata);
 }
 
 std::string shard_file_name(size_t index_1based, size_t count) {
@@ -578,8 +599,14 @@ std::string shard_file_name(size_t index_1based, size_t count) {
 
 void write_checkpoint(const std::string& dir, const std::vector<TensorView>& tensors,
                       uint64_t max_shard_bytes, const std::map<std::string, std::string>& extra_metadata) {
+  check_views(tensors, "writing checkpoint '" + dir + "'");
+  write_checkpoint_streamed(dir, tensors, max_shard_bytes, [&](size_t i) { return tensors[i].data; }, extra_metadata);
+}
+
+void write_checkpoint_streamed(const std::string& dir, const std::vector<TensorView>& tensors, uint64_t max_shard_bytes,
+                               const TensorSource& source, const std::map<std::string, std::string>& extra_metadata) {
   if (dir.empty()) fail("write_checkpoint: empty directory path");
-  const std::vector<uint64_t> sizes = check_views(tensors, "writing checkpoint '" + dir + "'");
+  const std::vector<uint64_t> sizes = check_views(tensors, "writing checkpoint '" + dir + "'", false);
   uint64_t total = 0;
   for (uint64_t s : sizes) total += s;  // check_views made sure this fits
   std::error_code ec;
@@ -588,7 +615,7 @@ void write_checkpoint(const std::string& dir, const std::vector<TensorView>& ten
 
   std::set<std::string> keep;
   if (max_shard_bytes == 0 || total <= max_shard_bytes) {
-    write_file((fs::path(dir) / kSingleFile).string(), tensors, extra_metadata);
+    write_file_streamed((fs::path(dir) / kSingleFile).string(), tensors, source, extra_metadata);
     keep.insert(kSingleFile);
   } else {
     const auto shards = plan_shards(sizes, max_shard_bytes);
@@ -600,7 +627,8 @@ void write_checkpoint(const std::string& dir, const std::vector<TensorView>& ten
         part.push_back(tensors[i]);
         weight_map[tensors[i].name] = name;
       }
-      write_file((fs::path(dir) / name).string(), part, extra_metadata);
+      write_file_streamed((fs::path(dir) / name).string(), part, [&](size_t j) { return source(shards[k][j]); },
+                          extra_metadata);
       keep.insert(name);
     }
     const json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};

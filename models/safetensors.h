@@ -33,6 +33,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -72,6 +73,9 @@ class SafetensorsFile {
   const void* data(const TensorInfo&) const;  // pointer into the mapping (begin offset applied)
   const std::map<std::string, std::string>& metadata() const { return metadata_; }  // "__metadata__"
   uint64_t header_size() const { return header_size_; }  // N, the JSON header's length in bytes
+  // Tells the kernel the mapped bytes [p, p + n) will not be read again soon (the whole pages inside
+  // them leave this process's resident set; a later read faults them in again).
+  void drop_pages(const void* p, size_t n) const;
 
  private:
   void release() noexcept;
@@ -106,6 +110,16 @@ void write_text_file(const std::string& path, const std::string& text);
 void write_file(const std::string& path, const std::vector<TensorView>& tensors,
                 const std::map<std::string, std::string>& extra_metadata = {});
 
+// Writers that never hold more than one tensor: `tensors` gives names, dtypes and shapes (data is
+// ignored) and source(i) the bytes of tensor i when it is written: a pointer valid until the next
+// call. Same files, checks and atomicity as write_file / write_checkpoint.
+using TensorSource = std::function<const void*(size_t index)>;
+void write_file_streamed(const std::string& path, const std::vector<TensorView>& tensors, const TensorSource& source,
+                         const std::map<std::string, std::string>& extra_metadata = {});
+// The bytes a file of these tensors starts with (8-byte length, JSON header padded with spaces to a
+// multiple of 8), the data following back to back in this order; `data` is not read.
+std::string encode_header(const std::vector<TensorView>& tensors, const std::map<std::string, std::string>& extra_metadata = {});
+
 // Shard file name as transformers spells it: "model-00001-of-00003.safetensors".
 std::string shard_file_name(size_t index_1based, size_t count);
 
@@ -123,6 +137,9 @@ std::string shard_file_name(size_t index_1based, size_t count);
 void write_checkpoint(const std::string& dir, const std::vector<TensorView>& tensors,
                       uint64_t max_shard_bytes,
                       const std::map<std::string, std::string>& extra_metadata = {});
+
+void write_checkpoint_streamed(const std::string& dir, const std::vector<TensorView>& tensors, uint64_t max_shard_bytes,
+                               const TensorSource& source, const std::map<std::string, std::string>& extra_metadata = {});
 
 // Reads a directory holding either model.safetensors or model.safetensors.index.json + shards.
 //   * Both present: error (ambiguous; write_checkpoint never leaves both).

@@ -7,6 +7,7 @@
 #include "models/hf_checkpoint.h"
 #include "tests/test_util.h"
 #include "tests/tolerance.h"
+#include "tests/train_fixture.h"
 #include "trainer/log.h"
 #include "trainer/run_config.h"
 
@@ -18,83 +19,6 @@
 namespace ropex::test {
 namespace {
 namespace fs = std::filesystem;
-
-// Model (hidden 32, 2 layers, window 32), tokenizer and token store in a temp dir.
-struct TinySetup {
-  TempDir dir{"train"};
-  TinySetup() {
-    std::ofstream corpus(dir.path / "corpus.txt");
-    for (int d = 0; d < 40; ++d) {
-      for (int s = 0; s < 12; ++s)
-        corpus << "Document " << d << " sentence " << s << ": the " << (s % 3 ? "quick" : "slow") << " fox number "
-               << (d * 31 + s * 7) % 97 << " jumps over " << (s % 2 ? "lazy" : "busy") << " dogs. ";
-      corpus << "\n\n";
-    }
-    corpus.close();
-    TokenizerTrainOptions to;
-    to.vocab_size = 320;
-    Tokenizer::train({(dir.path / "corpus.txt").string()}, (dir.path / "tok").string(), to);
-    int rc = run("new-model --output " + model() + " --tokenizer " + (dir.path / "tok.model").string() +
-                 " --set hidden_size=32 --set intermediate_size=64 --set num_hidden_layers=2 --set num_attention_heads=4"
-                 " --set num_key_value_heads=2 --set max_position_embeddings=32");
-    if (rc != 0) throw std::runtime_error("new-model failed");
-    rc = run("prepare --tokenizer " + (dir.path / "tok.model").string() + " --input " + (dir.path / "corpus.txt").string() +
-             " --output " + store() + " --txt-split blank_line");
-    if (rc != 0) throw std::runtime_error("prepare failed");
-    std::ofstream cfg(config());
-    cfg << R"({"model": {"path": ")" << model() << R"(", "device": "cpu", "dtype": "float32"},
-      "data": {"store": ")" << store() << R"(", "train_len": 32},
-      "rope": {"type": "linear", "target_len": 128},
-      "sampler": {"name": "cream", "cream_mode": "relativity"},
-      "optim": {"lr": 3e-3, "weight_decay": 0.01},
-      "schedule": {"type": "cosine", "warmup_steps": 2, "steps": 8},
-      "batch": {"micro_batch_size": 2, "grad_accum": 2},
-      "checkpoint": {"every": 2, "keep_last": 10},
-      "export": {"dtype": "float32", "max_shard_size": "20KB"},
-      "logging": {"progress": "off"}})";
-  }
-  std::string model() const { return (dir.path / "model").string(); }
-  std::string store() const { return (dir.path / "store").string(); }
-  std::string config() const { return (dir.path / "run.json").string(); }
-  std::string out_text;
-  int run(const std::string& args, const std::string& env = "") {
-    return run_command(env + " '" + ropex_binary() + "' " + args, &out_text);
-  }
-  int train(const std::string& run_dir, const std::string& sets, const std::string& env = "") {
-    return run("train " + config() + " --set run.output_dir=" + run_dir + " " + sets, env);
-  }
-};
-
-std::vector<nlohmann::json> metrics(const std::string& run_dir) {
-  std::ifstream in(run_dir + "/metrics.jsonl");
-  std::vector<nlohmann::json> out;
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
-  return out;
-}
-
-std::map<std::string, at::Tensor> weights(const std::string& ckpt, const std::string& file = "model.safetensors") {
-  st::SafetensorsFile f(ckpt + "/" + file);
-  std::map<std::string, at::Tensor> out;
-  for (const auto& i : f.tensors()) out[i.name] = tensor_from_st(i, f.data(i), ckpt);
-  return out;
-}
-
-// Launches `world` ranks of one training run and waits for all. `rank1_env` is given to rank 1 only.
-int train_ranks(TinySetup& s, int world, const std::string& run_dir, const std::string& sets,
-                const std::string& rank1_env = "") {
-  const int port = 21000 + static_cast<int>(::getpid() % 20000);
-  std::string cmd;
-  for (int r = 0; r < world; ++r)
-    cmd += std::string(r == 1 ? rank1_env + " " : "") + "RANK=" + std::to_string(r) + " LOCAL_RANK=" + std::to_string(r) + " WORLD_SIZE=" + std::to_string(world) +
-           " MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) + " '" + ropex_binary() + "' train " + s.config() +
-           " --set run.output_dir=" + run_dir + " " + sets + " > " + run_dir + ".rank" + std::to_string(r) + ".log 2>&1 & ";
-  cmd += "wait";
-  fs::create_directories(fs::path(run_dir).parent_path());
-  std::string out;
-  int rc = run_command("bash -c '" + cmd + "; for f in " + run_dir + ".rank*.log; do grep -q \"done:\" $f || exit 1; done'", &out);
-  return rc;
-}
 
 TEST(Train, LossFallsOnASmallCorpus) {
   TinySetup s;
@@ -197,7 +121,7 @@ struct Reordering {
     return run + name;
   }
   Run read(const std::string& run) const {
-    return {weights(checkpoint(run)), weights(checkpoint(run), "optimizer.safetensors"), metrics(run)};
+    return {weights(checkpoint(run)), moments(checkpoint(run)), metrics(run)};
   }
 
   // Expects `run`, the same steps as `ref` in another order, to end within the limits.
@@ -234,30 +158,6 @@ TEST(Train, TwoGlooRanksEqualOneRankOnTheUnionBatch) {
     std::cout << "[ddp] " << buckets << " buckets, " << early << " launched during backward\n";
   }
   order.expect_close(two, "2 ranks");
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-// Whether every tensor of two checkpoints (weights and optimizer moments) is bit-identical.
-bool identical_checkpoints(const std::string& a, const std::string& b) {
-  bool identical = true;
-  for (const char* file : {"model.safetensors", "optimizer.safetensors"}) {
-    auto ta = weights(a, file), tb = weights(b, file);
-    EXPECT_EQ(ta.size(), tb.size()) << file;
-    for (auto& [k, v] : ta) {
-      if (!tb.count(k)) {
-        ADD_FAILURE() << b << " lacks " << k;
-        continue;
-      }
-      identical = identical && at::equal(tb.at(k), v);
-    }
-  }
-  return identical;
 }
 
 // ZeRO-0, 1 and 2 on 2 Gloo ranks, and ZeRO-0 and 2 on 3, each against one rank on the union batch:
@@ -368,7 +268,7 @@ TEST(Train, KilledWhileWritingACheckpointResumesFromThePreviousOne) {
   EXPECT_NE(rc, 0) << "the fault injection did not kill the run";
   EXPECT_TRUE(fs::exists(crashed + "/checkpoints/.step_00000004.partial"));
   EXPECT_FALSE(fs::exists(crashed + "/checkpoints/step_00000004"));
-  EXPECT_TRUE(fs::exists(crashed + "/checkpoints/step_00000002/COMPLETE"));
+  EXPECT_TRUE(fs::exists(crashed + "/checkpoints/step_00000002/manifest.json"));
   ASSERT_EQ(s.train(crashed, ""), 0) << s.out_text;
   EXPECT_NE(s.out_text.find("step_00000002"), std::string::npos) << s.out_text;
   auto wa = weights(straight + "/checkpoints/step_00000008"), wb = weights(crashed + "/checkpoints/step_00000008");
@@ -431,13 +331,18 @@ TEST(Train, BadConfigAndDataGiveClearErrors) {
                   " --output " + s.dir.str() + "/bigstore --txt-split blank_line"), 0) << s.out_text;
   EXPECT_EQ(s.train(run, "--set data.store=" + s.dir.str() + "/bigstore"), 1);
   EXPECT_NE(s.out_text.find("vocab"), std::string::npos) << s.out_text;
-  // Resuming with another world size is refused.
+  // Resuming with another global batch (2 ranks, the same micro-batches) is refused, naming it; and
+  // CREAM's per_block state is per rank, so it resumes only on as many ranks.
   ASSERT_EQ(s.train(run, "--set run.stop_after=2"), 0) << s.out_text;
   EXPECT_NE(train_ranks(s, 2, run, ""), 0);
-  std::ifstream log(run + ".rank0.log");
-  std::stringstream text;
-  text << log.rdbuf();
-  EXPECT_NE(text.str().find("world size"), std::string::npos) << text.str();
+  const std::string text = read_text(run + ".rank0.log");
+  EXPECT_NE(text.find("global batch of 4 examples (1 ranks), this run has 8"), std::string::npos) << text;
+  const std::string per_block = s.dir.str() + "/per_block";
+  ASSERT_EQ(s.train(per_block, "--set run.stop_after=2 --set sampler.cream_mode=per_block --set sampler.cream_block_size=3 --set sampler.cream_continuity_len=8"), 0)
+      << s.out_text;
+  EXPECT_NE(train_ranks(s, 2, per_block, "--set sampler.cream_mode=per_block --set sampler.cream_block_size=3 --set sampler.cream_continuity_len=8 --set batch.micro_batch_size=1"), 0);
+  EXPECT_NE(read_text(per_block + ".rank0.log").find("per_block mode keeps a block state per rank"), std::string::npos)
+      << read_text(per_block + ".rank0.log");
 }
 
 TEST(Configs, EveryShippedConfigParsesAndEveryKeyIsDocumented) {

@@ -1,34 +1,28 @@
-// Atomic checkpoints, resume and export. See checkpoint.h.
+// Sharded, verified checkpoints: save, commit, find, resume, prune, export. See checkpoint.h.
 #include "trainer/checkpoint.h"
 
 #include "models/hf_checkpoint.h"
 #include "trainer/log.h"
 
-#include <fcntl.h>
-#include <unistd.h>
+#include <torch/cuda.h>
 
+#include <atomic>
 #include <csignal>
-#include <cstring>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <set>
+#include <sstream>
+#include <thread>
 
 namespace ropex {
 namespace fs = std::filesystem;
 
 namespace {
-const char* kComplete = "COMPLETE";
 
-void write_json_file(const fs::path& path, const nlohmann::json& j) {
-  {
-    std::ofstream out(path);
-    out << j.dump(2) << "\n";
-    if (!out) throw std::runtime_error(path.string() + ": write failed (disk full?)");
-  }
-  fsync_path(path.string());
-}
+fs::path ckpt_root(const std::string& run_dir) { return fs::path(run_dir) / "checkpoints"; }
 
 nlohmann::json read_json_file(const fs::path& path) {
   std::ifstream in(path);
@@ -40,48 +34,6 @@ nlohmann::json read_json_file(const fs::path& path) {
   }
 }
 
-void write_tensors(const fs::path& path, const std::map<std::string, at::Tensor>& tensors) {
-  std::vector<st::TensorView> views;
-  for (const auto& [name, t] : tensors)
-    views.push_back({name, to_st_dtype(t.scalar_type()), std::vector<int64_t>(t.sizes().begin(), t.sizes().end()), t.data_ptr()});
-  st::write_file(path.string(), views);
-}
-
-// `count` elements of tensor `name` from element `offset` of its flattened form, as float32, copied
-// out of the mapping (only those bytes are touched).
-at::Tensor read_slice(const st::SafetensorsFile& f, const std::string& name, at::IntArrayRef shape, int64_t offset,
-                      int64_t count) {
-  const st::TensorInfo* info = f.find(name);
-  if (!info) throw std::runtime_error(f.path() + ": lacks '" + name + "' (optimizer state)");
-  if (at::IntArrayRef(info->shape) != shape)
-    throw std::runtime_error(f.path() + ": '" + name + "' has shape " + c10::str(at::IntArrayRef(info->shape)) +
-                             ", the model expects " + c10::str(shape));
-  if (offset < 0 || count < 0 || offset + count > info->numel())
-    throw std::logic_error("read_slice: stretch outside '" + name + "'");
-  if (info->dtype != st::DType::F32)  // not written by ropex; convert the whole tensor
-    return tensor_from_st(*info, f.data(*info), f.path()).reshape({-1}).narrow(0, offset, count).to(at::kFloat).clone();
-  at::Tensor out = at::empty({count}, at::TensorOptions().dtype(at::kFloat));
-  if (count) std::memcpy(out.data_ptr(), static_cast<const char*>(f.data(*info)) + offset * 4, static_cast<size_t>(count) * 4);
-  return out;
-}
-
-fs::path ckpt_root(const std::string& run_dir) { return fs::path(run_dir) / "checkpoints"; }
-
-std::vector<std::pair<int64_t, fs::path>> complete_checkpoints(const std::string& run_dir) {
-  std::vector<std::pair<int64_t, fs::path>> out;
-  const fs::path root = ckpt_root(run_dir);
-  if (!fs::is_directory(root)) return out;
-  static const std::regex pattern("step_([0-9]{8,})");
-  for (const auto& e : fs::directory_iterator(root)) {
-    std::smatch m;
-    const std::string name = e.path().filename().string();
-    if (e.is_directory() && std::regex_match(name, m, pattern) && fs::exists(e.path() / kComplete))
-      out.emplace_back(std::stoll(m[1].str()), e.path());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 // The model facts a resume must agree on.
 nlohmann::json shape_of(const LlamaConfig& c) {
   nlohmann::json j = config_to_json(c, {.legacy_linear = false, .with_rope_parameters = false});
@@ -91,15 +43,40 @@ nlohmann::json shape_of(const LlamaConfig& c) {
     out[k] = j[k];
   return out;
 }
-}  // namespace
 
-void fsync_path(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) throw std::runtime_error(path + ": cannot open for fsync");
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) throw std::runtime_error(path + ": fsync failed");
+// Format 2 folder whose manifest parses and whose files all exist at their recorded sizes (a check
+// that reads no data: retention uses it); format 1 folders pass.
+bool structurally_sound(const fs::path& dir) {
+  if (!fs::exists(dir / kManifestFile)) return fs::exists(dir / "COMPLETE");
+  try {
+    const Manifest m = manifest_from_json(read_json_file(dir / kManifestFile), (dir / kManifestFile).string());
+    for (const auto& f : m.files) {
+      std::error_code ec;
+      if (fs::file_size(dir / f.name, ec) != f.bytes || ec) return false;
+    }
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
 }
+
+int64_t state_int(const nlohmann::json& ts, const char* key, const std::string& path, int64_t fallback = -1) {
+  if (!ts.contains(key)) {
+    if (fallback >= 0) return fallback;
+    throw std::runtime_error(path + ": lacks '" + key + "'");
+  }
+  if (!ts[key].is_number_integer() || ts[key].get<int64_t>() < 0)
+    throw std::runtime_error(path + ": '" + key + "' must be a non-negative integer, got " + ts[key].dump());
+  return ts[key].get<int64_t>();
+}
+
+std::string join_lines(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : "\n  ") + s;
+  return out;
+}
+
+}  // namespace
 
 std::string checkpoint_name(int64_t step) {
   char buf[32];
@@ -120,124 +97,374 @@ LlamaConfig hf_loadable(LlamaConfig c) {
   return c;
 }
 
-std::string save_checkpoint(Distributed& dist, const std::string& run_dir, LlamaForCausalLM& model, DataParallelOptimizer& opt,
-                            const Loader& loader, const TrainerState& state, const nlohmann::json& run_config,
-                            const std::string& tokenizer_model, int64_t keep_last) {
-  const fs::path root = ckpt_root(run_dir);
-  const fs::path final_dir = root / checkpoint_name(state.step);
-  const fs::path partial = root / ("." + checkpoint_name(state.step) + ".partial");
-  if (dist.is_main()) {
-    fs::create_directories(root);
-    fs::remove_all(partial);  // a leftover of an interrupted save of the same step
-    fs::create_directories(partial);
+// ---------------------------------------------------------------------------------------------
+// Saving
+
+struct CheckpointWriter::InFlight {
+  int64_t step = 0;
+  fs::path partial, final_dir;
+  std::vector<StatePiece> pieces;  // live views (synchronous) or host copies (async)
+  std::string rank_state, trainer_state;
+  std::thread thread;
+  std::atomic<bool> done{false};
+  std::vector<FileRecord> records;
+  std::string error;
+  std::map<std::string, std::vector<int64_t>> shapes;  // of the state tensors this rank's pieces belong to
+};
+
+CheckpointWriter::CheckpointWriter(Distributed& dist, CheckpointOptions opts) : dist_(dist), opts_(std::move(opts)) {}
+
+CheckpointWriter::~CheckpointWriter() {
+  if (flight_ && flight_->thread.joinable()) flight_->thread.join();
+}
+
+bool CheckpointWriter::idle() const { return !flight_ || flight_->done.load(); }
+
+void CheckpointWriter::save(const DataParallelOptimizer& opt, const Loader& loader, const TrainerState& state) {
+  finish();  // at most one save in flight
+  auto f = std::make_unique<InFlight>();
+  f->step = state.step;
+  const fs::path root = ckpt_root(opts_.run_dir);
+  f->partial = root / ("." + checkpoint_name(state.step) + ".partial");
+  f->final_dir = root / checkpoint_name(state.step);
+  f->pieces = opt.owned_state();
+  for (const auto& p : f->pieces) f->shapes[p.key] = p.shape;
+  f->rank_state = loader.state().dump(2) + "\n";
+  f->trainer_state = nlohmann::json{{"format", "ropex-checkpoint"},
+                                    {"version", 2},
+                                    {"step", state.step},
+                                    {"optimizer_steps", state.optimizer_steps},
+                                    {"tokens_seen", state.tokens_seen},
+                                    {"world_size", state.world},
+                                    {"seed", state.seed},
+                                    {"skipped_steps", state.skipped_steps},
+                                    {"consecutive_skips", state.consecutive_skips}}
+                         .dump(2) + "\n";
+
+  // 1. Sizes and free space, agreed; rank 0 prepares the folder meanwhile.
+  uint64_t mine = shard_file_bytes(f->pieces) + f->rank_state.size() + 4096;
+  if (dist_.is_main()) {
+    mine += f->trainer_state.size() + opts_.model_config.dump(2).size() + opts_.run_config.dump(2).size();
+    std::error_code ec;
+    if (!opts_.tokenizer_model.empty() && fs::is_regular_file(opts_.tokenizer_model, ec))
+      mine += fs::file_size(opts_.tokenizer_model, ec);
   }
-  dist.barrier();
-  // Every rank's loader state (CREAM's coin counter is per rank).
-  write_json_file(partial / ("rank_" + std::to_string(dist.rank()) + ".json"), loader.state());
-  dist.barrier();
-  // Collective: sharded state is gathered to rank 0 (empty on the other ranks).
-  std::map<std::string, at::Tensor> all = opt.gather_state();
-  dist.run_on_main([&] {
-    std::map<std::string, at::Tensor> weights, moments;
-    for (auto& [k, t] : all) {
-      if (k.rfind("master.", 0) == 0) weights[k.substr(7)] = t;
-      else moments[k] = t;
+  uint64_t total = 0;
+  for (const auto& s : dist_.allgather_string(std::to_string(mine))) total += std::stoull(s);
+  std::string problem;
+  try {
+    if (dist_.is_main()) {
+      fs::create_directories(root);
+      fs::remove_all(f->partial);  // left by an interrupted save of the same step
+      fs::create_directories(f->partial);
     }
-    write_tensors(partial / "model.safetensors", weights);
-    write_tensors(partial / "optimizer.safetensors", moments);
-    // Fault injection for the crash-safety test: ROPEX_FAULT_INJECT=kill-in-checkpoint:STEP.
-    if (const char* f = std::getenv("ROPEX_FAULT_INJECT"); f && std::string(f) == "kill-in-checkpoint:" + std::to_string(state.step))
-      std::raise(SIGKILL);
-    write_json_file(partial / "config.json", config_to_json(model->config(), {.legacy_linear = false, .with_rope_parameters = false,
-                                                                              .allow_ropex_types = true}));
-    write_json_file(partial / "trainer_state.json",
-                    {{"step", state.step}, {"tokens_seen", state.tokens_seen}, {"world_size", state.world},
-                     {"seed", state.seed}, {"format", "ropex-checkpoint"}, {"version", 1}});
-    write_json_file(partial / "run_config.json", run_config);
-    if (!tokenizer_model.empty() && fs::is_regular_file(tokenizer_model)) {
-      fs::copy_file(tokenizer_model, partial / "tokenizer.model");
-      fsync_path((partial / "tokenizer.model").string());
+    require_free_space(opts_.run_dir, total, "checkpoint " + (root / checkpoint_name(state.step)).string());
+  } catch (const std::exception& e) {
+    problem = e.what();
+  }
+  std::string first;
+  const auto problems = dist_.allgather_string(problem);  // also orders the folder before the writes
+  for (size_t r = 0; r < problems.size() && first.empty(); ++r)
+    if (!problems[r].empty()) first = problems[r] + (problems.size() > 1 ? " (rank " + std::to_string(r) + ")" : "");
+  if (!first.empty()) {
+    if (dist_.is_main()) fs::remove_all(f->partial);
+    throw StorageError("checkpoint at step " + std::to_string(state.step) + " not saved: " + first);
+  }
+
+  // 2. Write: now, or from a host snapshot in the background.
+  set_fault_context(state.step);
+  auto write = [this, fp = f.get()] {
+    try {
+      const int rank = dist_.rank();
+      fp->records.push_back(write_shard((fp->partial / shard_file_name(rank, dist_.world())).string(),
+                                        shard_file_name(rank, dist_.world()), fp->pieces));
+      fp->records.push_back(write_checked((fp->partial / rank_state_file(rank)).string(), rank_state_file(rank), fp->rank_state));
+      if (dist_.is_main()) {
+        fp->records.push_back(write_checked((fp->partial / "config.json").string(), "config.json", opts_.model_config.dump(2) + "\n"));
+        fp->records.push_back(write_checked((fp->partial / "trainer_state.json").string(), "trainer_state.json", fp->trainer_state));
+        fp->records.push_back(write_checked((fp->partial / "run_config.json").string(), "run_config.json", opts_.run_config.dump(2) + "\n"));
+        if (!opts_.tokenizer_model.empty() && fs::is_regular_file(opts_.tokenizer_model))
+          fp->records.push_back(copy_checked(opts_.tokenizer_model, (fp->partial / "tokenizer.model").string(), "tokenizer.model"));
+      }
+    } catch (const std::exception& e) {
+      fp->error = e.what();
     }
-    { std::ofstream(partial / kComplete) << state.step << "\n"; }
-    fsync_path((partial / kComplete).string());
-    fsync_path(partial.string());
-    // The same step saved again (a resumed run): move the old one aside first, so that at every
-    // moment one complete copy exists.
-    const fs::path old = root / ("." + checkpoint_name(state.step) + ".old");
-    if (fs::exists(final_dir)) {
+    fp->pieces.clear();  // the snapshot's memory goes back now
+    fp->done = true;
+  };
+  flight_ = std::move(f);
+  if (!opts_.async) {
+    write();
+    commit();
+    return;
+  }
+  // The snapshot: this rank's pieces copied to the host (pinned for a CUDA device, one
+  // synchronisation at the end); the step waits for this copy only.
+  bool cuda = false;
+  for (auto& p : flight_->pieces) {
+    at::Tensor host = at::empty({p.data.numel()}, at::TensorOptions().dtype(at::kFloat).pinned_memory(p.data.is_cuda()));
+    host.copy_(p.data, /*non_blocking=*/p.data.is_cuda());
+    cuda = cuda || p.data.is_cuda();
+    p.data = host;
+  }
+  if (cuda) torch::cuda::synchronize();
+  flight_->thread = std::thread(write);
+}
+
+void CheckpointWriter::commit_if_all_written(bool all_idle) {
+  if (flight_ && all_idle) commit();
+}
+
+void CheckpointWriter::finish() {
+  if (flight_) commit();
+}
+
+void CheckpointWriter::commit() {
+  std::unique_ptr<InFlight> f = std::move(flight_);
+  if (f->thread.joinable()) f->thread.join();
+  // 3. Every rank's records (or error) to every rank.
+  nlohmann::json mine = {{"error", f->error}, {"files", nlohmann::json::array()}, {"tensors", nlohmann::json::object()}};
+  for (const auto& r : f->records) mine["files"].push_back({{"name", r.name}, {"bytes", r.bytes}, {"xxh3", r.xxh3}});
+  for (const auto& p : f->shapes) mine["tensors"][p.first] = p.second;
+  const auto all = dist_.allgather_string(mine.dump());
+  Manifest m;
+  m.step = f->step;
+  m.world = dist_.world();
+  std::string first;
+  for (size_t r = 0; r < all.size(); ++r) {
+    const nlohmann::json j = nlohmann::json::parse(all[r]);
+    const std::string e = j["error"].get<std::string>();
+    if (!e.empty() && first.empty()) first = e + (all.size() > 1 ? " (rank " + std::to_string(r) + ")" : "");
+    for (const auto& rec : j["files"]) m.files.push_back({rec["name"], rec["bytes"], rec["xxh3"]});
+    for (const auto& [k, v] : j["tensors"].items()) m.tensors[k] = v.get<std::vector<int64_t>>();
+  }
+  const std::string previous = last_.empty() ? latest_checkpoint(opts_.run_dir).value_or("none") : last_;
+  auto fail = [&](const std::string& why) {
+    if (dist_.is_main()) {
+      std::error_code ec;
+      fs::remove_all(f->partial, ec);
+    }
+    throw StorageError("checkpoint at step " + std::to_string(f->step) + " not saved: " + why +
+                       "; the previous checkpoint is intact: " + previous);
+  };
+  if (!first.empty()) fail(first);
+  try {
+    dist_.run_on_main([&] {
+      if (const char* fi = std::getenv("ROPEX_FAULT_INJECT"); fi && std::string(fi) == "kill-in-checkpoint:" + std::to_string(f->step))
+        std::raise(SIGKILL);
+      write_checked((f->partial / kManifestFile).string(), kManifestFile, manifest_to_json(m).dump(1) + "\n");
+      fsync_path(f->partial.string());
+      const fs::path root = f->final_dir.parent_path();
+      // The same step saved again (a resumed run): the old copy moves aside first, so that at every
+      // moment one complete copy exists (clean_interrupted_saves puts it back after a crash).
+      const fs::path old = root / ("." + f->final_dir.filename().string() + ".old");
+      if (fs::exists(f->final_dir)) {
+        fs::remove_all(old);
+        fs::rename(f->final_dir, old);
+      }
+      fs::rename(f->partial, f->final_dir);
+      fsync_path(root.string());
       fs::remove_all(old);
-      fs::rename(final_dir, old);
+      // Retention: this one and the newest keep_last - 1 older sound ones. Newer ones (left by a
+      // run resumed from an earlier step) and unsound ones are never deleted here.
+      std::vector<std::string> older;
+      for (const auto& [step, path] : complete_checkpoints(opts_.run_dir))
+        if (step < f->step && structurally_sound(path)) older.push_back(path);
+      const size_t keep = static_cast<size_t>(std::max<int64_t>(opts_.keep_last - 1, 0));
+      for (size_t i = 0; i + keep < older.size(); ++i) fs::remove_all(older[i]);
+    }, std::chrono::hours(4));
+  } catch (const std::exception& e) {
+    fail(e.what());
+  }
+  last_ = f->final_dir.string();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Finding and resuming
+
+void clean_interrupted_saves(const std::string& run_dir) {
+  const fs::path root = ckpt_root(run_dir);
+  if (!fs::is_directory(root)) return;
+  static const std::regex leftover(R"(\.(step_[0-9]{8,})\.(partial|old))");
+  for (const auto& e : fs::directory_iterator(root)) {
+    std::smatch m;
+    const std::string name = e.path().filename().string();
+    if (!std::regex_match(name, m, leftover)) continue;
+    const fs::path final_dir = root / m[1].str();
+    if (m[2] == "old" && !fs::exists(final_dir)) {
+      fs::rename(e.path(), final_dir);  // the crash came between moving it aside and the new one in
+      log::warn("put back " + final_dir.string() + " (a save of the same step was interrupted)");
+    } else {
+      fs::remove_all(e.path());
+      log::info("removed " + e.path().string() + " (left by an interrupted save)");
     }
-    fs::rename(partial, final_dir);
-    fsync_path(root.string());
-    fs::remove_all(old);
-    // Keep keep_last checkpoints: this one and the newest older ones. Newer ones (left by a run
-    // that was resumed from an earlier step) are never deleted here.
-    std::vector<fs::path> older;
-    for (const auto& [step, path] : complete_checkpoints(run_dir))
-      if (step < state.step) older.push_back(path);
-    for (size_t i = 0; i + static_cast<size_t>(std::max<int64_t>(keep_last - 1, 0)) < older.size(); ++i) fs::remove_all(older[i]);
-  }, std::chrono::hours(4));
-  return final_dir.string();
+  }
+}
+
+std::vector<std::pair<int64_t, std::string>> complete_checkpoints(const std::string& run_dir) {
+  std::vector<std::pair<int64_t, std::string>> out;
+  const fs::path root = ckpt_root(run_dir);
+  if (!fs::is_directory(root)) return out;
+  static const std::regex pattern("step_([0-9]{8,})");
+  for (const auto& e : fs::directory_iterator(root)) {
+    std::smatch m;
+    const std::string name = e.path().filename().string();
+    if (e.is_directory() && std::regex_match(name, m, pattern) && is_complete_checkpoint(e.path().string()))
+      out.emplace_back(std::stoll(m[1].str()), e.path().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 std::optional<std::string> latest_checkpoint(const std::string& run_dir) {
   auto all = complete_checkpoints(run_dir);
   if (all.empty()) return std::nullopt;
-  return all.back().second.string();
+  return all.back().second;
+}
+
+namespace {
+// Collective: every rank checks its share of the files; the problems found by all.
+std::vector<std::string> verify_collectively(Distributed& dist, const std::string& dir) {
+  std::string local;
+  try {
+    for (const auto& p : verify_files(dir, dist.rank(), dist.world())) local += p + "\n";
+    if (local.empty()) CheckpointFiles{dir};  // the pieces cover the state
+  } catch (const std::exception& e) {
+    local = std::string(e.what()) + "\n";
+  }
+  std::set<std::string> seen;
+  std::vector<std::string> out;
+  for (const auto& text : dist.allgather_string(local)) {
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty() && seen.insert(line).second) out.push_back(line);
+  }
+  return out;
+}
+}  // namespace
+
+std::vector<std::string> verify_checkpoint(const std::string& dir) {
+  try {
+    std::vector<std::string> problems = verify_files(dir, 0, 1);
+    if (problems.empty()) CheckpointFiles{dir};  // the pieces cover the state
+    return problems;
+  } catch (const std::exception& e) {
+    return {e.what()};
+  }
+}
+
+std::string choose_resume(Distributed& dist, const std::string& run_dir, const std::string& resume) {
+  if (resume == "never") return "";
+  if (resume != "auto") {
+    const auto problems = verify_collectively(dist, resume);
+    if (!problems.empty())
+      throw std::runtime_error("checkpoint.resume = " + resume + " failed verification:\n  " + join_lines(problems) +
+                               "\nresume from another checkpoint (or checkpoint.resume=auto to take the newest sound one)");
+    return resume;
+  }
+  std::string listing;
+  for (const auto& [step, path] : complete_checkpoints(run_dir)) listing += path + "\n";
+  for (const auto& other : dist.allgather_string(listing))  // every rank must see the same checkpoints
+    if (other != listing)
+      throw std::runtime_error("ranks see different checkpoints under " + ckpt_root(run_dir).string() +
+                               ": run.output_dir must be on a filesystem all ranks share");
+  const auto candidates = complete_checkpoints(run_dir);
+  std::vector<std::string> refused;
+  for (auto it = candidates.rbegin(); it != candidates.rend(); ++it) {
+    const auto problems = verify_collectively(dist, it->second);
+    if (problems.empty()) {
+      if (!refused.empty()) log::warn("resuming from " + it->second + ", the newest checkpoint that passed verification");
+      return it->second;
+    }
+    log::warn("checkpoint " + it->second + " failed verification, falling back to the previous one:\n  " + join_lines(problems) +
+              "\n  (renamed " + it->second + ".corrupt; it is kept, never loaded or counted)");
+    refused.push_back(it->second);
+    if (dist.is_main()) fs::rename(it->second, it->second + ".corrupt");
+    dist.barrier();
+  }
+  if (!refused.empty())
+    throw std::runtime_error("every checkpoint under " + ckpt_root(run_dir).string() +
+                             " failed verification (see above); set checkpoint.resume=never to start over");
+  return "";
 }
 
 TrainerState load_checkpoint(const std::string& dir, Distributed& dist, LlamaForCausalLM& model, DataParallelOptimizer& opt,
-                             Loader& loader) {
-  const fs::path d(dir);
-  if (!fs::exists(d / kComplete))
-    throw std::runtime_error(dir + ": not a complete checkpoint (no COMPLETE marker); refusing to resume from it");
-  nlohmann::json ts = read_json_file(d / "trainer_state.json");
+                             Loader& loader, int64_t global_batch) {
+  const CheckpointFiles files(dir);
+  const std::string ts_path = (fs::path(dir) / "trainer_state.json").string();
+  const nlohmann::json& ts = files.trainer_state();
+  if (!ts.is_object()) throw std::runtime_error(ts_path + ": must be a JSON object");
   TrainerState state;
-  state.step = ts.at("step").get<int64_t>();
-  state.tokens_seen = ts.at("tokens_seen").get<int64_t>();
-  state.world = ts.at("world_size").get<int>();
-  state.seed = ts.at("seed").get<uint64_t>();
-  if (state.world != dist.world())
-    throw std::runtime_error(dir + ": written by " + std::to_string(state.world) + " ranks, this run has " +
-                             std::to_string(dist.world()) + "; resuming on another world size is not supported "
-                             "(the data order and per-rank sampler state depend on it)");
-  const LlamaConfig saved = load_config((d / "config.json").string());
+  state.step = state_int(ts, "step", ts_path);
+  state.optimizer_steps = state_int(ts, "optimizer_steps", ts_path, state.step);  // format 1: no skips
+  state.tokens_seen = state_int(ts, "tokens_seen", ts_path);
+  state.world = static_cast<int>(state_int(ts, "world_size", ts_path));
+  state.seed = static_cast<uint64_t>(state_int(ts, "seed", ts_path));
+  state.skipped_steps = state_int(ts, "skipped_steps", ts_path, 0);
+  state.consecutive_skips = state_int(ts, "consecutive_skips", ts_path, 0);
+  if (state.world < 1 || state.optimizer_steps > state.step)
+    throw std::runtime_error(ts_path + ": world_size must be >= 1 and optimizer_steps <= step");
+
+  const LlamaConfig saved = load_config((fs::path(dir) / "config.json").string());
   const nlohmann::json a = shape_of(saved), b = shape_of(model->config());
   for (const auto& [k, v] : b.items())
     if (a[k] != v)
       throw std::runtime_error(dir + ": checkpoint has " + k + " = " + a[k].dump() + " but this run's model has " + v.dump() +
                                "; refusing to resume a different model");
-  const st::SafetensorsFile masters((d / "model.safetensors").string()), moments((d / "optimizer.safetensors").string());
-  opt.load_state(
-      [&](const std::string& key, at::IntArrayRef shape, int64_t offset, int64_t count) {
-        const bool master = key.rfind("master.", 0) == 0;
-        return read_slice(master ? masters : moments, master ? key.substr(7) : key, shape, offset, count);
-      },
-      state.step);
-  const fs::path rank_file = d / ("rank_" + std::to_string(dist.rank()) + ".json");
-  loader.load_state(read_json_file(rank_file));
+  // The data order is a function of the step and the global batch (data/loader.h).
+  const nlohmann::json rc = read_json_file(fs::path(dir) / "run_config.json");
+  const nlohmann::json batch = rc.value("batch", nlohmann::json::object());
+  const int64_t saved_batch = batch.value("micro_batch_size", int64_t{0}) * batch.value("grad_accum", int64_t{0}) * state.world;
+  if (saved_batch != global_batch)
+    throw std::runtime_error(dir + ": written with a global batch of " + std::to_string(saved_batch) + " examples (" +
+                             std::to_string(state.world) + " ranks), this run has " + std::to_string(global_batch) +
+                             "; set batch.micro_batch_size and batch.grad_accum so that micro x accum x ranks = " +
+                             std::to_string(saved_batch) + " to resume the same data order");
+  const SamplerOptions& so = loader.sampler_options();
+  if (state.world != dist.world() && so.name == "cream" && so.cream_mode == "per_block")
+    throw std::runtime_error(dir + ": written by " + std::to_string(state.world) + " ranks, this run has " +
+                             std::to_string(dist.world()) + "; CREAM's per_block mode keeps a block state per rank, "
+                             "so it resumes only on the same number of ranks");
+  opt.load_state(files.reader(), state.optimizer_steps);
+  // Sampler state per rank: counters only unless CREAM per_block (same world, checked above).
+  const int from = dist.rank() % state.world;
+  loader.load_state(read_json_file(fs::path(dir) / rank_state_file(from)));
   return state;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Export
+
+LlamaForCausalLM load_checkpoint_model(const std::string& checkpoint_dir) {
+  const CheckpointFiles files(checkpoint_dir);
+  LlamaForCausalLM model(load_config((fs::path(checkpoint_dir) / "config.json").string()));
+  torch::NoGradGuard ng;
+  for (auto& p : model->named_parameters()) p.value().copy_(files.read_whole("master." + p.key()));
+  return model;
 }
 
 void export_checkpoint(const std::string& checkpoint_dir, const std::string& out_dir, uint64_t max_shard_bytes,
                        at::ScalarType dtype) {
-  if (!fs::exists(fs::path(checkpoint_dir) / kComplete))
-    throw std::runtime_error(checkpoint_dir + ": not a complete ropex checkpoint (no COMPLETE marker)");
-  LlamaForCausalLM model = load_pretrained(checkpoint_dir);
-  LlamaConfig hf = hf_loadable(model->config());
-  LlamaForCausalLM out(hf);
-  {
-    torch::NoGradGuard ng;
-    auto src = model->named_parameters();
-    for (auto& p : out->named_parameters()) p.value().copy_(src[p.key()]);
+  const CheckpointFiles files(checkpoint_dir);
+  LlamaConfig hf = hf_loadable(load_config((fs::path(checkpoint_dir) / "config.json").string()));
+  std::vector<st::TensorView> views;
+  std::vector<std::string> keys;
+  for (const auto& [key, shape] : files.manifest().tensors) {
+    if (key.rfind("master.", 0) != 0) continue;
+    keys.push_back(key);
+    views.push_back({key.substr(7), to_st_dtype(dtype), shape, nullptr});
   }
-  SaveOptions so;
-  so.max_shard_bytes = max_shard_bytes;
-  so.dtype = dtype;
+  if (views.empty()) throw std::runtime_error(checkpoint_dir + ": holds no weights (no master.* tensors)");
+  fs::create_directories(out_dir);
+  at::Tensor current;  // the one tensor in memory
+  st::write_checkpoint_streamed(out_dir, views, max_shard_bytes, [&](size_t i) {
+    current = files.read_whole(keys[i]).to(dtype).contiguous();
+    return current.data_ptr();
+  });
+  hf.torch_dtype = dtype_name(dtype);
+  st::write_text_file((fs::path(out_dir) / "config.json").string(), config_to_json(hf, {}).dump(2) + "\n");
   const fs::path tok = fs::path(checkpoint_dir) / "tokenizer.model";
-  if (fs::exists(tok)) so.tokenizer_model = tok.string();
-  save_pretrained(out, out_dir, so);
+  if (fs::exists(tok)) fs::copy_file(tok, fs::path(out_dir) / "tokenizer.model", fs::copy_options::overwrite_existing);
 }
 
 }  // namespace ropex

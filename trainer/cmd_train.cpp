@@ -1,5 +1,6 @@
-// ropex train CONFIG [--set key=value ...] and ropex export --checkpoint DIR --output HFDIR:
-// the training job and the HF export of one of its checkpoints. Launching several ranks is the
+// ropex train CONFIG [--set key=value ...], ropex export --checkpoint DIR --output HFDIR and
+// ropex verify-checkpoint DIR: the training job, the HF export of one of its checkpoints, and the
+// check of one. Launching several ranks is the
 // launcher's job (./run.sh train --nproc N, torchrun --no-python, srun): see README.
 #include "models/llama.h"
 #include "models/safetensors.h"
@@ -7,6 +8,7 @@
 #include "trainer/cli.h"
 #include "trainer/commands.h"
 #include "trainer/log.h"
+#include "trainer/preemption.h"
 #include "trainer/train.h"
 
 #include <iostream>
@@ -27,6 +29,10 @@ int cmd_train(const Args& argv) {
     return 0;
   }
   TrainSummary s = train(cfg, resolved);
+  if (s.preempted) {
+    log::info(cat("preempted: checkpoint ", s.last_checkpoint, "; exit status ", kPreemptedExitCode, " (run again to resume)"));
+    return kPreemptedExitCode;
+  }
   log::info(cat("done: ", s.steps, " steps, last loss ", s.last_loss, ", checkpoint ", s.last_checkpoint,
                 s.export_dir.empty() ? "" : ", export " + s.export_dir));
   return 0;
@@ -44,6 +50,17 @@ int cmd_export(const Args& argv) {
                     parse_dtype_name(args.get("dtype")));
   log::info("exported " + args.get("checkpoint") + " -> " + args.get("output"));
   return 0;
+}
+
+int cmd_verify_checkpoint(const Args& argv) {
+  ArgParser args("verify-checkpoint", "Checks a training checkpoint: its manifest, that its shards cover the whole state,\n"
+                                      "and every file's size and xxh3 checksum. Exit status 0 if sound, 1 if not.");
+  args.positional("DIR", "a checkpoint folder (RUN/checkpoints/step_XXXXXXXX)");
+  args.parse(argv);
+  const std::vector<std::string> problems = verify_checkpoint(args.get("DIR"));
+  for (const auto& p : problems) std::cout << p << "\n";
+  if (problems.empty()) std::cout << args.get("DIR") << ": sound\n";
+  return problems.empty() ? 0 : 1;
 }
 
 int cmd_config_docs(const Args& argv) {

@@ -12,6 +12,7 @@ int cmd_prepare(const Args& args);  // tokenize a corpus into a token store
 int cmd_inspect(const Args& args);  // inspect model | rope | positions
 int cmd_train(const Args& args);
 int cmd_export(const Args& args);
+int cmd_verify_checkpoint(const Args& args);
 int cmd_config_docs(const Args& args);
 int cmd_train_tokenizer(const Args& args);
 int cmd_new_model(const Args& args);

@@ -23,6 +23,7 @@ const std::map<std::string, Command>& commands() {
       {"prepare", {ropex::cmd_prepare, "tokenize .jsonl/.txt files into a token store for training"}},
       {"train", {ropex::cmd_train, "fine-tune to a longer context from a JSON run config (resumable, distributed)"}},
       {"export", {ropex::cmd_export, "write a Hugging Face directory from a training checkpoint"}},
+      {"verify-checkpoint", {ropex::cmd_verify_checkpoint, "check a training checkpoint's files against its manifest"}},
       {"config-docs", {ropex::cmd_config_docs, "print every run-config key with its default (markdown)"}},
       {"train-tokenizer", {ropex::cmd_train_tokenizer, "train a SentencePiece tokenizer (Llama conventions)"}},
       {"new-model", {ropex::cmd_new_model, "write a randomly initialised Llama as an HF directory"}},

@@ -78,6 +78,30 @@ std::map<std::string, at::Tensor> AdamW::state_tensors() const {
   return out;
 }
 
+int64_t AdamW::numel() const {
+  int64_t n = 0;
+  for (const auto& [name, p] : params_) n += p.numel();
+  return n;
+}
+
+std::vector<StatePiece> AdamW::state_pieces(int64_t begin, int64_t end) const {
+  std::vector<StatePiece> out;
+  int64_t start = 0;  // this parameter's first element in the concatenation
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const auto& [name, p] = params_[i];
+    const int64_t lo = std::max(begin, start), hi = std::min(end, start + p.numel());
+    if (lo < hi) {
+      const std::vector<int64_t> shape(p.sizes().begin(), p.sizes().end());
+      const Slot& s = slots_[i];
+      for (const auto& [kind, t] : {std::pair<const char*, const at::Tensor*>{"master.", &s.master},
+                                    {"exp_avg.", &s.exp_avg}, {"exp_avg_sq.", &s.exp_avg_sq}})
+        out.push_back({kind + name, shape, lo - start, t->detach().reshape({-1}).narrow(0, lo - start, hi - lo)});
+    }
+    start += p.numel();
+  }
+  return out;
+}
+
 StateReader state_reader(const std::map<std::string, at::Tensor>& state) {
   return [&state](const std::string& key, at::IntArrayRef shape, int64_t offset, int64_t count) {
     auto it = state.find(key);

@@ -40,6 +40,16 @@ using StateReader =
 // A StateReader over tensors in memory (e.g. AdamW::state_tensors() output); `state` must outlive it.
 StateReader state_reader(const std::map<std::string, at::Tensor>& state);
 
+// A stretch of one saved state tensor that a rank holds: elements [offset, offset + data.numel()) of
+// the flattened tensor `key` (of full shape `shape`). `data` is a 1-D contiguous float32 view of the
+// live state, on its device: valid until the next optimizer step; a checkpoint copies it out.
+struct StatePiece {
+  std::string key;
+  std::vector<int64_t> shape;
+  int64_t offset = 0;
+  at::Tensor data;
+};
+
 // Bytes of optimizer state on this rank (for the start-of-run log line).
 struct OptimizerMemory {
   int64_t master = 0;   // float32 master copies that are not the parameters themselves
@@ -59,6 +69,10 @@ class AdamW {
   void load_state(const std::map<std::string, at::Tensor>& state, int64_t step);
   void load_state(const StateReader& read, int64_t step);  // tensor by tensor
   OptimizerMemory memory() const;
+  // The state of elements [begin, end) of the parameters laid end to end in order (all three kinds
+  // of every parameter the range touches), as views: how replicated ranks split a checkpoint.
+  std::vector<StatePiece> state_pieces(int64_t begin, int64_t end) const;
+  int64_t numel() const;  // elements of all parameters
   const std::vector<std::pair<std::string, at::Tensor>>& params() const { return params_; }
 
  private:

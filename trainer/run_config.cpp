@@ -51,6 +51,9 @@ void RunConfig::bind(ConfigSchema& s) {
   s.add("optim.eps", &optim.eps, "AdamW epsilon", 0.0);
   s.add("optim.weight_decay", &optim.weight_decay, "decoupled weight decay (norm weights and biases excluded)", 0.0);
   s.add("optim.grad_clip", &optim.grad_clip, "clip the global gradient norm to this (0 = off)", 0.0);
+  s.add("optim.skip_nonfinite", &optim.skip_nonfinite,
+        "skip up to N consecutive steps whose loss or gradient norm is not finite (weights, moments and AdamW's step "
+        "count untouched; the batch is consumed), then stop naming the step; 0 = stop at the first", 0);
 
   s.add("schedule.type", &schedule.type, "learning-rate schedule after warmup", {"constant", "linear", "cosine"});
   s.add("schedule.warmup_steps", &schedule.warmup_steps, "linear warmup steps", 0);
@@ -61,8 +64,14 @@ void RunConfig::bind(ConfigSchema& s) {
   s.add("batch.grad_accum", &batch.grad_accum, "micro-batches per optimizer step (global batch = micro x accum x ranks)", 1);
 
   s.add("checkpoint.every", &checkpoint.every, "checkpoint interval in steps (0 = only at the end)", 0);
-  s.add("checkpoint.keep_last", &checkpoint.keep_last, "complete checkpoints kept", 1);
-  s.add("checkpoint.resume", &checkpoint.resume, "auto = newest complete checkpoint in the run dir, never, or a path");
+  s.add("checkpoint.keep_last", &checkpoint.keep_last,
+        "complete checkpoints kept (sound ones counted; older ones pruned only after a newer one is committed)", 1);
+  s.add("checkpoint.resume", &checkpoint.resume,
+        "auto = newest checkpoint in the run dir that passes verification (a corrupt one is reported, renamed "
+        ".corrupt, and the previous one used), never, or a path (refused if it fails verification)");
+  s.add("checkpoint.async", &checkpoint.async,
+        "write checkpoints from a host copy of each rank's state in a background thread while training continues "
+        "(costs that copy in host memory; one save in flight; the files are identical)");
 
   s.add("eval.every", &eval.every, "held-out loss every N steps (0 = never)", 0);
   s.add("eval.docs", &eval.docs, "held-out documents, taken from the end of the store", 0);

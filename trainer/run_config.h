@@ -42,6 +42,7 @@ struct RunConfig {
   SamplerOptions sampler;            // sampler.*; train_len/target_len come from data/rope
   struct Optim {
     double lr = 2e-5, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.0, grad_clip = 1.0;
+    int64_t skip_nonfinite = 0;      // consecutive non-finite steps skipped before stopping (0 = stop at the first)
   } optim;
   struct Schedule {
     std::string type = "linear";     // constant | linear | cosine
@@ -57,6 +58,7 @@ struct RunConfig {
     int64_t every = 100;             // steps; 0 = only at the end
     int64_t keep_last = 2;
     std::string resume = "auto";     // auto | never | a checkpoint directory
+    bool async = false;              // write from a host snapshot while training continues
   } checkpoint;
   struct Eval {
     int64_t every = 0;               // steps; 0 = never

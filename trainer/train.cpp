@@ -7,12 +7,15 @@
 #include "trainer/distributed.h"
 #include "trainer/log.h"
 #include "trainer/optim.h"
+#include "trainer/preemption.h"
+#include "trainer/train_step.h"
 #include "trainer/zero.h"
 
 #include <torch/cuda.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <cstdio>
 #include <filesystem>
@@ -87,86 +90,74 @@ struct Progress {
   }
 };
 
-double evaluate(LlamaForCausalLM& model, const std::vector<Batch>& batches, const at::Device& dev, Distributed& dist,
-                const ForwardOptions& fo) {
-  torch::NoGradGuard ng;
-  model->eval();
-  double sum = 0, count = 0;
-  for (size_t i = dist.rank(); i < batches.size(); i += dist.world()) {  // held-out docs sharded over ranks
-    const Batch& b = batches[i];
-    LossResult l = causal_lm_loss(model->forward(b.input_ids.to(dev), b.position_ids.to(dev), fo), b.labels.to(dev));
-    sum += l.sum.item<double>();
-    count += static_cast<double>(l.count.item<int64_t>());
-  }
-  at::Tensor t = at::tensor({sum, count}, at::kDouble);
-  if (dev.is_cuda()) t = t.to(dev);
-  dist.allreduce_sum(t);
-  t = t.cpu();
-  model->train();
-  return t[0].item<double>() / std::max(1.0, t[1].item<double>());
-}
-}  // namespace
+// Everything a run sets up before its first step.
+struct Job {
+  const RunConfig& cfg;
+  const nlohmann::json& resolved;
+  DistEnv env;
+  at::Device dev = at::kCPU;
+  std::unique_ptr<Distributed> dist;
+  fs::path run_dir;
+  LlamaForCausalLM model{nullptr};
+  std::unique_ptr<DataParallelOptimizer> opt;
+  std::unique_ptr<Loader> loader;
+  ForwardOptions fo;
+  TrainerState state;
+  std::vector<Batch> eval_set;
+};
 
-TrainSummary train(const RunConfig& cfg, const nlohmann::json& resolved) {
-  const DistEnv env = read_dist_env();
-  if (env.world > 1) log::set_rank(env.rank);
-  log::set_level(log::parse_level(cfg.run.log_level));
-  const at::Device dev = pick_device(cfg, env);
-  const std::string backend = cfg.distributed.backend == "auto" ? (dev.is_cuda() ? "nccl" : "gloo") : cfg.distributed.backend;
-  Distributed dist(env, backend, std::chrono::seconds(cfg.distributed.timeout_s));
-  const at::ScalarType dtype = cfg.model.dtype == "auto" ? (dev.is_cuda() ? at::kBFloat16 : at::kFloat) : parse_dtype_name(cfg.model.dtype);
-  const fs::path run_dir(cfg.run.output_dir);
-  if (dist.is_main()) {
-    fs::create_directories(run_dir);
-    std::ofstream(run_dir / "run_config.json") << resolved.dump(2) << "\n";
-    log::info("run " + cfg.run.name + " -> " + run_dir.string() + "\n" + resolved.dump(2));
-  }
-  // All ranks must run the same configuration.
-  for (const auto& other : dist.allgather_string(resolved.dump()))
-    if (other != resolved.dump()) throw std::runtime_error("ranks were started with different configurations");
-
-  // Model: the HF directory, the run's rope scaling, this rank's device and dtype.
+void setup_model_and_optimizer(Job& job) {
+  const RunConfig& cfg = job.cfg;
+  const at::ScalarType dtype =
+      cfg.model.dtype == "auto" ? (job.dev.is_cuda() ? at::kBFloat16 : at::kFloat) : parse_dtype_name(cfg.model.dtype);
   LlamaConfig mc = load_config(cfg.model.path);
   int64_t max_pos = 0, target_len = 0;
   RopeScaling rope = run_rope(cfg, mc, &max_pos, &target_len);
-  LlamaForCausalLM model(mc);
-  if (cfg.model.from_scratch) model->init_weights(static_cast<uint64_t>(cfg.run.seed));
-  else load_weights(model, cfg.model.path);
-  model->set_rope(rope, max_pos);
-  model->to(dev, at::kFloat);
-  model->train();
+  job.model = LlamaForCausalLM(mc);
+  if (cfg.model.from_scratch) job.model->init_weights(static_cast<uint64_t>(cfg.run.seed));
+  else load_weights(job.model, cfg.model.path);
+  job.model->set_rope(rope, max_pos);
+  job.model->to(job.dev, at::kFloat);
+  job.model->train();
   std::vector<at::Tensor> params;
   std::vector<std::pair<std::string, at::Tensor>> named;
-  for (auto& p : model->named_parameters()) {
+  for (auto& p : job.model->named_parameters()) {
     params.push_back(p.value());
     named.emplace_back(p.key(), p.value());
   }
-  dist.broadcast_params(params);
+  job.dist->broadcast_params(params);
   // The optimizer's masters are taken from the float32 weights before the model is cast down (a
   // master made from bfloat16 weights would have lost their low bits for good); its gradient hooks
   // are attached once the parameters have their compute dtype.
   const int zero_stage = static_cast<int>(cfg.distributed.zero_stage);
-  std::unique_ptr<DataParallelOptimizer> opt = make_data_parallel_optimizer(
-      dist, named,
+  job.opt = make_data_parallel_optimizer(
+      *job.dist, named,
       {.lr = cfg.optim.lr, .beta1 = cfg.optim.beta1, .beta2 = cfg.optim.beta2, .eps = cfg.optim.eps,
        .weight_decay = cfg.optim.weight_decay},
       zero_stage, static_cast<int64_t>(cfg.distributed.bucket_mb * (1 << 20)), dtype);
-  model->to(dtype);
-  opt->attach();
-  {
-    const OptimizerMemory m = opt->memory();
-    int64_t numel = 0;
-    for (const auto& p : params) numel += p.numel();
-    // Replicated: both moments, and masters unless the model computes in float32 (then they are its weights).
-    const int64_t replicated = numel * 8 + (dtype == at::kFloat ? 0 : numel * 4);
-    log::info(cat("optimizer state on this rank: ", human_bytes(m.master + m.moments), " = float32 masters ",
-                  human_bytes(m.master), " + moments ", human_bytes(m.moments), " (ZeRO-", zero_stage, " over ", env.world,
-                  env.world == 1 ? " rank" : " ranks", "; replicated on every rank: ", human_bytes(replicated), ")"));
-  }
+  job.model->to(dtype);
+  job.opt->attach();
+  const OptimizerMemory m = job.opt->memory();
+  int64_t numel = 0;
+  for (const auto& p : params) numel += p.numel();
+  // Replicated: both moments, and masters unless the model computes in float32 (then they are its weights).
+  const int64_t replicated = numel * 8 + (dtype == at::kFloat ? 0 : numel * 4);
+  log::info(cat("optimizer state on this rank: ", human_bytes(m.master + m.moments), " = float32 masters ",
+                human_bytes(m.master), " + moments ", human_bytes(m.moments), " (ZeRO-", zero_stage, " over ", job.env.world,
+                job.env.world == 1 ? " rank" : " ranks", "; replicated on every rank: ", human_bytes(replicated), ")"));
   log::info(cat("model ", cfg.model.path, ": ", mc.num_hidden_layers, " layers, hidden ", mc.hidden_size, ", rope ",
-                describe_rope(rope, mc.rope_theta), ", max_position_embeddings ", max_pos, ", ", dtype_name(dtype), " on ", dev.str()));
+                describe_rope(rope, mc.rope_theta), ", max_position_embeddings ", max_pos, ", ", dtype_name(dtype), " on ",
+                job.dev.str()));
+  job.fo.attention = parse_attention_backend(cfg.model.attention);
+  job.fo.activation_checkpointing = cfg.model.activation_checkpointing;
+  (void)target_len;
+}
 
-  // Data.
+void setup_data(Job& job) {
+  const RunConfig& cfg = job.cfg;
+  const LlamaConfig& mc = job.model->config();
+  int64_t max_pos = 0, target_len = 0;
+  run_rope(cfg, load_config(cfg.model.path), &max_pos, &target_len);
   SamplerOptions so = cfg.sampler;
   so.train_len = cfg.data.train_len;
   so.target_len = cfg.sampler.name == "contiguous" ? cfg.data.train_len : target_len;
@@ -177,124 +168,188 @@ TrainSummary train(const RunConfig& cfg, const nlohmann::json& resolved) {
   if (store->vocab_size() > mc.vocab_size)
     throw std::runtime_error(cfg.data.store + ": tokenized with a vocabulary of " + std::to_string(store->vocab_size()) +
                              " but the model has vocab_size " + std::to_string(mc.vocab_size));
-  Loader loader(store, so, {.seed = static_cast<uint64_t>(cfg.run.seed), .rank = env.rank, .world = env.world,
-                            .micro_batch = cfg.batch.micro_batch_size, .grad_accum = cfg.batch.grad_accum,
-                            .holdout_docs = cfg.eval.every > 0 ? cfg.eval.docs : 0});
-  log::info(cat("data ", cfg.data.store, ": ", loader.train_docs(), " training documents (", loader.skipped_docs(),
+  job.loader = std::make_unique<Loader>(
+      store, so,
+      LoaderOptions{.seed = static_cast<uint64_t>(cfg.run.seed), .rank = job.env.rank, .world = job.env.world,
+                    .micro_batch = cfg.batch.micro_batch_size, .grad_accum = cfg.batch.grad_accum,
+                    .holdout_docs = cfg.eval.every > 0 ? cfg.eval.docs : 0});
+  log::info(cat("data ", cfg.data.store, ": ", job.loader->train_docs(), " training documents (", job.loader->skipped_docs(),
                 " shorter than the sampler's minimum skipped), sampler ", so.name, ", window ", so.train_len,
-                ", positions < ", so.target_len, ", global batch ", cfg.global_batch(env.world)));
+                ", positions < ", so.target_len, ", global batch ", cfg.global_batch(job.env.world)));
+  if (cfg.eval.every > 0) job.eval_set = job.loader->eval_batches(cfg.data.train_len);
+}
 
-  const LrSchedule sched{cfg.schedule.type, cfg.optim.lr, cfg.schedule.warmup_steps, cfg.schedule.steps, cfg.schedule.min_lr_ratio};
-
-  TrainerState state{.step = 0, .tokens_seen = 0, .world = env.world, .seed = static_cast<uint64_t>(cfg.run.seed)};
-  std::string resume_from;
-  if (cfg.checkpoint.resume == "auto") resume_from = latest_checkpoint(run_dir.string()).value_or("");
-  else if (cfg.checkpoint.resume != "never") resume_from = cfg.checkpoint.resume;
-  for (const auto& other : dist.allgather_string(resume_from))  // every rank must resume from the same place
-    if (other != resume_from)
-      throw std::runtime_error("ranks disagree on the checkpoint to resume from ('" + resume_from + "' vs '" + other +
-                               "'): run.output_dir must be on a filesystem all ranks share");
-  if (!resume_from.empty()) {
-    state = load_checkpoint(resume_from, dist, model, *opt, loader);
-    log::info(cat("resumed from ", resume_from, " at step ", state.step));
+// Distributed init, run folder, model, optimizer, data, and the state resumed from a checkpoint.
+Job setup(const RunConfig& cfg, const nlohmann::json& resolved) {
+  Job job{cfg, resolved};
+  job.env = read_dist_env();
+  if (job.env.world > 1) log::set_rank(job.env.rank);
+  log::set_level(log::parse_level(cfg.run.log_level));
+  job.dev = pick_device(cfg, job.env);
+  const std::string backend = cfg.distributed.backend == "auto" ? (job.dev.is_cuda() ? "nccl" : "gloo") : cfg.distributed.backend;
+  job.dist = std::make_unique<Distributed>(job.env, backend, std::chrono::seconds(cfg.distributed.timeout_s));
+  Distributed& dist = *job.dist;
+  job.run_dir = cfg.run.output_dir;
+  if (dist.is_main()) {
+    fs::create_directories(job.run_dir);
+    std::ofstream(job.run_dir / "run_config.json") << resolved.dump(2) << "\n";
+    log::info("run " + cfg.run.name + " -> " + job.run_dir.string() + "\n" + resolved.dump(2));
+    clean_interrupted_saves(job.run_dir.string());
   }
+  // All ranks must run the same configuration (this also waits for rank 0's cleaning).
+  for (const auto& other : dist.allgather_string(resolved.dump()))
+    if (other != resolved.dump()) throw std::runtime_error("ranks were started with different configurations");
+  setup_model_and_optimizer(job);
+  setup_data(job);
+  job.state = {.step = 0, .world = job.env.world, .seed = static_cast<uint64_t>(cfg.run.seed)};
+  const std::string resume_from = choose_resume(dist, job.run_dir.string(), cfg.checkpoint.resume);
+  if (!resume_from.empty()) {
+    job.state = load_checkpoint(resume_from, dist, job.model, *job.opt, *job.loader, cfg.global_batch(job.env.world));
+    job.state.world = job.env.world;
+    log::info(cat("resumed from ", resume_from, " at step ", job.state.step,
+                  job.state.skipped_steps ? cat(" (", job.state.skipped_steps, " non-finite steps skipped so far)") : ""));
+  }
+  return job;
+}
 
-  const std::string tokenizer = (fs::path(cfg.model.path) / "tokenizer.model").string();
-  ForwardOptions fo;
-  fo.attention = parse_attention_backend(cfg.model.attention);
-  fo.activation_checkpointing = cfg.model.activation_checkpointing;
+// optim.skip_nonfinite: a skipped step leaves weights, moments and AdamW's count as they were.
+void account_nonfinite(Job& job, const StepOutcome& o, const std::string& last_checkpoint) {
+  TrainerState& st = job.state;
+  if (o.finite) {
+    st.consecutive_skips = 0;
+    return;
+  }
+  ++st.skipped_steps;
+  ++st.consecutive_skips;
+  if (!o.local_finite) log::warn(cat("step ", st.step + 1, ": this rank's loss is not finite"));
+  const std::string what = cat("step ", st.step + 1, ": loss ", o.loss, ", gradient norm ", o.grad_norm, " (not finite)");
+  if (st.consecutive_skips > job.cfg.optim.skip_nonfinite)
+    throw std::runtime_error(what + "; " + std::to_string(st.consecutive_skips) + " such step(s) in a row, optim.skip_nonfinite = " +
+                             std::to_string(job.cfg.optim.skip_nonfinite) + ": stopping with the weights of the last good step. "
+                             "Last checkpoint: " + (last_checkpoint.empty() ? "none" : last_checkpoint) +
+                             ". Lower optim.lr, check the data, or raise optim.skip_nonfinite");
+  log::warn(what + ": update skipped (" + std::to_string(st.consecutive_skips) + " in a row, optim.skip_nonfinite = " +
+            std::to_string(job.cfg.optim.skip_nonfinite) + ")");
+}
+
+}  // namespace
+
+TrainSummary train(const RunConfig& cfg, const nlohmann::json& resolved) {
+  const StopSignals signals;  // from the start: a signal during a long setup is honoured after the first step
+  Job job = setup(cfg, resolved);
+  Distributed& dist = *job.dist;
+  TrainerState& state = job.state;
+  CheckpointWriter checkpoints(dist, {.run_dir = job.run_dir.string(), .keep_last = cfg.checkpoint.keep_last,
+                                      .async = cfg.checkpoint.async,
+                                      .model_config = config_to_json(job.model->config(), {.legacy_linear = false,
+                                                                                          .with_rope_parameters = false,
+                                                                                          .allow_ropex_types = true}),
+                                      .run_config = resolved,
+                                      .tokenizer_model = (fs::path(cfg.model.path) / "tokenizer.model").string()});
+  const LrSchedule sched{cfg.schedule.type, cfg.optim.lr, cfg.schedule.warmup_steps, cfg.schedule.steps, cfg.schedule.min_lr_ratio};
   std::ofstream metrics;
-  if (dist.is_main()) metrics.open(run_dir / "metrics.jsonl", std::ios::app);
+  if (dist.is_main()) metrics.open(job.run_dir / "metrics.jsonl", std::ios::app);
   Progress progress;
   progress.enabled = dist.is_main() && (cfg.logging.progress == "on" || (cfg.logging.progress == "auto" && isatty(2)));
-  const std::vector<Batch> eval_set = cfg.eval.every > 0 ? loader.eval_batches(cfg.data.train_len) : std::vector<Batch>{};
   TrainSummary summary;
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t first_step = state.step;
-  std::string last_ckpt;
+  const int64_t step_tokens = cfg.global_batch(job.env.world) * cfg.data.train_len;
 
+  // Test hooks (ROPEX_FAULT_INJECT): exit-at-step:S (this rank fails), signal-at-step:S (SIGTERM to
+  // this rank before step S), signal-in-eval:S (during the evaluation after step S),
+  // resave-after-resume (save the state just loaded, at this world size and stage, and stop).
+  const std::string inject = std::getenv("ROPEX_FAULT_INJECT") ? std::getenv("ROPEX_FAULT_INJECT") : "";
+  if (inject == "resave-after-resume") {
+    checkpoints.save(*job.opt, *job.loader, state);
+    summary.steps = state.step;
+    summary.last_checkpoint = checkpoints.last_committed();
+    return summary;
+  }
   while (state.step < cfg.schedule.steps) {
     const auto ts = std::chrono::steady_clock::now();
-    // Fault injection for the failing-rank test: ROPEX_FAULT_INJECT=exit-at-step:N exits this process.
-    if (const char* f = std::getenv("ROPEX_FAULT_INJECT"); f && std::string(f) == "exit-at-step:" + std::to_string(state.step))
+    if (inject == "exit-at-step:" + std::to_string(state.step))
       throw std::runtime_error("fault injected at step " + std::to_string(state.step));
+    if (inject == "signal-at-step:" + std::to_string(state.step)) std::raise(SIGTERM);
     const double lr = sched.at(state.step);
-    std::vector<Batch> micro;
-    double local_tokens = 0;
-    for (int64_t m = 0; m < cfg.batch.grad_accum; ++m) {
-      micro.push_back(loader.micro_batch(state.step, m));
-      local_tokens += static_cast<double>(micro.back().valid_labels);
-    }
-    // The loss is the mean over every valid label of the global batch (all micro-batches, all ranks).
-    // Device tensors throughout the step (NCCL reduces device tensors only); the host reads once,
-    // for the log line, after the optimizer step.
-    at::Tensor total_tokens = at::tensor({local_tokens}, at::kFloat).to(dev);
-    dist.allreduce_sum(total_tokens);
-    at::Tensor loss_sum = at::zeros({1}, at::TensorOptions().dtype(at::kDouble).device(dev));
-    for (size_t mi = 0; mi < micro.size(); ++mi) {
-      const Batch& b = micro[mi];
-      if (mi + 1 == micro.size()) opt->arm();  // reduce during the last backward only
-      at::Tensor logits = model->forward(b.input_ids.to(dev), b.position_ids.to(dev), fo);
-      LossResult l = causal_lm_loss(logits, b.labels.to(dev));
-      (l.sum / total_tokens[0]).backward();
-      loss_sum += l.sum.detach().to(at::kDouble);
-    }
-    opt->finish();
-    if (state.step == first_step && env.world > 1) log::info(opt->reduction_summary());
-    at::Tensor grad_norm = opt->clip_grad_norm(cfg.optim.grad_clip);
-    opt->step(lr);
-    opt->zero_grad();
-    dist.allreduce_sum(loss_sum);
-    at::Tensor logged = at::cat({loss_sum / total_tokens.to(at::kDouble), grad_norm.to(at::kDouble).reshape({1})}).cpu();
-    const double loss = logged[0].item<double>(), gnorm = logged[1].item<double>();
+    // The step.
+    const StepOutcome o = train_step(job.model, *job.opt, *job.loader, dist, job.dev, job.fo,
+                                     {.step = state.step, .grad_accum = cfg.batch.grad_accum, .lr = lr,
+                                      .grad_clip = cfg.optim.grad_clip, .stop_requested = signals.requested(),
+                                      .writer_idle = checkpoints.idle()});
+    if (state.step == first_step && job.env.world > 1) log::info(job.opt->reduction_summary());
+    checkpoints.commit_if_all_written(o.writers_idle);  // an async save finished on every rank
+    account_nonfinite(job, o, checkpoints.last_committed());
     ++state.step;
-    state.tokens_seen += static_cast<int64_t>(cfg.global_batch(env.world) * cfg.data.train_len);
-    summary.last_loss = loss;
+    state.optimizer_steps = job.opt->steps();
+    state.tokens_seen += step_tokens;
+    if (o.finite) summary.last_loss = o.loss;
 
+    // Hooks: metrics, evaluation, checkpoint, stop.
     const double step_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count();
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const double tok_s = static_cast<double>(cfg.global_batch(env.world) * cfg.data.train_len) / step_s;
     const double eta = elapsed / static_cast<double>(state.step - first_step) * static_cast<double>(cfg.schedule.steps - state.step);
-    nlohmann::json rec = {{"step", state.step}, {"loss", loss}, {"lr", lr}, {"grad_norm", gnorm}, {"tokens_per_s", tok_s},
-                          {"tokens_seen", state.tokens_seen}, {"elapsed_s", elapsed}, {"step_s", step_s}};
-    if (cfg.eval.every > 0 && state.step % cfg.eval.every == 0 && !eval_set.empty()) {
-      rec["eval_loss"] = evaluate(model, eval_set, dev, dist, fo);
-      rec["eval_ppl"] = std::exp(rec["eval_loss"].get<double>());
+    nlohmann::json rec = {{"step", state.step}, {"loss", o.loss}, {"lr", lr}, {"grad_norm", o.grad_norm},
+                          {"tokens_per_s", static_cast<double>(step_tokens) / step_s}, {"tokens_seen", state.tokens_seen},
+                          {"elapsed_s", elapsed}, {"step_s", step_s}};
+    if (!o.finite) rec["skipped"] = true;
+    bool stop = o.stop_requested;
+    if (!stop && cfg.eval.every > 0 && state.step % cfg.eval.every == 0 && !job.eval_set.empty()) {
+      const bool raise_in_eval = inject == "signal-in-eval:" + std::to_string(state.step);
+      const std::optional<double> e = evaluate(job.model, job.eval_set, job.dev, dist, job.fo, [&] {
+        if (raise_in_eval) std::raise(SIGTERM);
+        return signals.requested();
+      });
+      if (e) {
+        rec["eval_loss"] = *e;
+        rec["eval_ppl"] = std::exp(*e);
+      } else {
+        stop = true;  // asked to stop during the evaluation: the step itself is complete
+      }
     }
     if (dist.is_main()) {
       metrics << rec.dump() << "\n" << std::flush;
       if (state.step % cfg.logging.every == 0 || state.step == cfg.schedule.steps || rec.contains("eval_loss")) {
         progress.clear();
         std::ostringstream line;
-        line << "step " << state.step << "/" << cfg.schedule.steps << " | loss " << std::fixed << std::setprecision(4) << loss
+        line << "step " << state.step << "/" << cfg.schedule.steps << " | loss " << std::fixed << std::setprecision(4) << o.loss
              << " | lr " << std::scientific << std::setprecision(2) << lr << " | grad " << std::fixed << std::setprecision(3)
-             << gnorm << " | " << std::setprecision(0) << tok_s << " tok/s | elapsed " << hms(elapsed) << " | eta " << hms(eta);
+             << o.grad_norm << " | " << std::setprecision(0) << rec["tokens_per_s"].get<double>() << " tok/s | elapsed "
+             << hms(elapsed) << " | eta " << hms(eta);
         if (rec.contains("eval_loss")) line << " | eval loss " << std::setprecision(4) << rec["eval_loss"].get<double>();
         log::info(line.str());
       }
-      progress.draw(state.step, cfg.schedule.steps, cat("loss ", loss));
+      progress.draw(state.step, cfg.schedule.steps, cat("loss ", o.loss));
     }
     const bool due = cfg.checkpoint.every > 0 && state.step % cfg.checkpoint.every == 0;
-    const bool stopping = cfg.run.stop_after > 0 && state.step >= cfg.run.stop_after;
-    if (due || stopping || state.step == cfg.schedule.steps) {
+    const bool stop_after = cfg.run.stop_after > 0 && state.step >= cfg.run.stop_after;
+    if (due || stop || stop_after || state.step == cfg.schedule.steps) {
       progress.clear();
-      last_ckpt = save_checkpoint(dist, run_dir.string(), model, *opt, loader, state, resolved, tokenizer, cfg.checkpoint.keep_last);
-      log::info("checkpoint " + last_ckpt);
+      checkpoints.save(*job.opt, *job.loader, state);
+      if (stop || stop_after || state.step == cfg.schedule.steps) checkpoints.finish();
+      if (!cfg.checkpoint.async || stop || stop_after || state.step == cfg.schedule.steps)
+        log::info("checkpoint " + checkpoints.last_committed());
     }
-    if (stopping && state.step < cfg.schedule.steps) {
-      log::info(cat("stopping at step ", state.step, " (run.stop_after); run the same command again to resume"));
+    if ((stop || stop_after) && state.step < cfg.schedule.steps) {
+      if (stop)
+        log::warn(cat("stop requested (signal ", signals.signal() ? std::to_string(signals.signal()) : "on another rank",
+                      "): stopped at step ", state.step, " with a checkpoint; run the same command again to resume"));
+      else log::info(cat("stopping at step ", state.step, " (run.stop_after); run the same command again to resume"));
       summary.steps = state.step;
-      summary.last_checkpoint = last_ckpt;
+      summary.last_checkpoint = checkpoints.last_committed();
+      summary.preempted = stop;
       dist.barrier();
       return summary;
     }
   }
+  checkpoints.finish();
   progress.clear();
   summary.steps = state.step;
-  summary.last_checkpoint = last_ckpt.empty() ? latest_checkpoint(run_dir.string()).value_or("") : last_ckpt;
+  summary.last_checkpoint = checkpoints.last_committed().empty() ? latest_checkpoint(job.run_dir.string()).value_or("")
+                                                                 : checkpoints.last_committed();
   dist.barrier();  // the last collective: the export below is rank 0's alone, nobody waits on it
   if (cfg.export_.at_end && dist.is_main() && !summary.last_checkpoint.empty()) {
-    summary.export_dir = cfg.export_.dir.empty() ? (run_dir / "export").string() : cfg.export_.dir;
+    summary.export_dir = cfg.export_.dir.empty() ? (job.run_dir / "export").string() : cfg.export_.dir;
     export_checkpoint(summary.last_checkpoint, summary.export_dir, st::parse_size(cfg.export_.max_shard_size),
                       parse_dtype_name(cfg.export_.dtype));
     log::info("exported " + summary.export_dir);

@@ -1,6 +1,8 @@
-// The training job: config -> distributed init -> model (HF dir, rope scaling applied, broadcast)
-// -> loader (sampler) -> optimizer -> resume -> loop (lr, micro-batches, token-normalised loss,
-// backward, gradient all-reduce, clip, step, metrics, eval, checkpoint) -> final checkpoint -> export.
+// The training job: setup (distributed init, model with the run's rope scaling, optimizer, loader,
+// resume from the newest sound checkpoint), then the loop: a step (trainer/train_step.h: micro-
+// batches, loss, reduction, clip, the ranks' agreement, update unless non-finite), then hooks
+// (non-finite policy, metrics, evaluation, checkpoint, stop on a signal or run.stop_after); the
+// final checkpoint and the export at the end. Stop signals: trainer/preemption.h.
 #pragma once
 #include "models/llama_config.h"
 #include "trainer/run_config.h"
@@ -14,6 +16,7 @@ struct TrainSummary {
   double last_loss = 0;
   std::string last_checkpoint;
   std::string export_dir;
+  bool preempted = false;  // stopped by a signal, with a checkpoint (ropex train exits kPreemptedExitCode)
 };
 
 // `resolved` is the run config as JSON (saved in the run dir and every checkpoint).

@@ -23,9 +23,11 @@ class Replicated final : public DataParallelOptimizer {
   at::Tensor clip_grad_norm(double max_norm) override { return ropex::clip_grad_norm(params_, max_norm); }
   void step(double lr) override { opt_.step(lr); }
   void zero_grad() override { opt_.zero_grad(); }
-  std::map<std::string, at::Tensor> gather_state() override {
-    return dist_.is_main() ? opt_.state_tensors() : std::map<std::string, at::Tensor>{};
+  std::vector<StatePiece> owned_state() const override {
+    const int64_t n = opt_.numel(), w = dist_.world(), r = dist_.rank();
+    return opt_.state_pieces(n * r / w, n * (r + 1) / w);
   }
+  int64_t steps() const override { return opt_.steps(); }
   void load_state(const StateReader& read, int64_t step) override { opt_.load_state(read, step); }
   OptimizerMemory memory() const override { return opt_.memory(); }
   int zero_stage() const override { return 0; }
@@ -120,24 +122,17 @@ class Sharded final : public DataParallelOptimizer {
     }
   }
 
-  std::map<std::string, at::Tensor> gather_state() override {
-    at::NoGradGuard ng;
-    std::map<std::string, at::Tensor> out;
-    for (const auto& b : layout_.buckets) {
-      for (const auto& [kind, state] : kinds()) {
-        at::Tensor mine = state->narrow(0, b.shard_offset, b.chunk);
-        at::Tensor full = at::empty({b.padded}, mine.options());
-        dist_.allgather(full, mine).wait();
-        if (!dist_.is_main()) continue;
-        for (size_t i = 0; i < b.members.size(); ++i) {
-          const auto& [name, p] = named_[b.members[i]];
-          out[kind + name] = at::empty(p.sizes(), at::TensorOptions().dtype(at::kFloat))
-                                 .copy_(full.narrow(0, b.offsets[i], p.numel()).view(p.sizes()));
-        }
-      }
+  std::vector<StatePiece> owned_state() const override {
+    std::vector<StatePiece> out;
+    for (const auto& s : layout_.segments) {
+      const auto& [name, p] = named_[s.param];
+      const std::vector<int64_t> shape(p.sizes().begin(), p.sizes().end());
+      for (const auto& [kind, state] : kinds())
+        out.push_back({kind + name, shape, s.param_offset, state->narrow(0, s.shard_offset, s.length)});
     }
     return out;
   }
+  int64_t steps() const override { return step_; }
 
   void load_state(const StateReader& read, int64_t step) override {
     at::NoGradGuard ng;
@@ -164,7 +159,7 @@ class Sharded final : public DataParallelOptimizer {
   }
 
  private:
-  std::vector<std::pair<std::string, at::Tensor*>> kinds() {
+  std::vector<std::pair<std::string, const at::Tensor*>> kinds() const {
     return {{"master.", &master_}, {"exp_avg.", &exp_avg_}, {"exp_avg_sq.", &exp_avg_sq_}};
   }
 

@@ -14,8 +14,8 @@
 //
 // Clipping at stages 1-2 takes the global norm from every rank's chunk (sum of squares, all-reduced;
 // padding is zero), on the device. Checkpoints do not depend on the stage or the world size: the
-// state is gathered to rank 0 under the same names as AdamW's, and every rank reads back only its
-// chunks, so a run resumes with another zero_stage.
+// state is saved under the same names as AdamW's, every rank writing what it holds (owned_state) and
+// reading back only its chunks, so a run resumes with another zero_stage or world size.
 //
 // Left out at stage 2: micro-batches before the last one of an accumulation step are not reduced
 // (only the last backward is, as at stage 0), so with batch.grad_accum > 1 their gradients
@@ -46,9 +46,12 @@ class DataParallelOptimizer {
   virtual at::Tensor clip_grad_norm(double max_norm) = 0;
   virtual void step(double lr) = 0;
   virtual void zero_grad() = 0;
-  // Collective: every rank calls it. AdamW::state_tensors()'s names and shapes (CPU float32) on
-  // rank 0, empty on the other ranks.
-  virtual std::map<std::string, at::Tensor> gather_state() = 0;
+  // The part of the state this rank writes to a checkpoint (no communication): at stages 1-2 its
+  // chunks; at stage 0, where every rank holds everything, an equal 1/W share of the elements of
+  // all parameters laid end to end (rank r: [r*N/W, (r+1)*N/W)), so no rank writes more than
+  // another. Over all ranks the pieces cover every element of every state tensor exactly once.
+  virtual std::vector<StatePiece> owned_state() const = 0;
+  virtual int64_t steps() const = 0;  // updates applied (AdamW's t; skipped steps do not count)
   // Collective at stages 1-2 (the parameters are all-gathered from the loaded masters).
   virtual void load_state(const StateReader& read, int64_t step) = 0;
   virtual OptimizerMemory memory() const = 0;
