@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks a dependency bundle (./run.sh bundle-deps DIR) without building ropex: configures a scratch
 # build folder through `ROPEX_DEPS=DIR ./run.sh configure`, then checks that
-#   - CMake found SentencePiece, spdlog, fmt, nlohmann/json, gloo and GoogleTest inside DIR,
+#   - CMake found SentencePiece, spdlog, fmt, nlohmann/json, gloo, xxHash and GoogleTest inside DIR,
 #   - their headers, as a few sources include them, come from DIR (or torch), none from /usr,
 #   - ropex links the bundle's shared libraries with an RPATH into DIR,
 #   - ropex_log compiles, and a small program linked like ropex runs and loads its libraries from DIR.
@@ -21,7 +21,7 @@ ROPEX_DEPS="$DEPS" ROPEX_BUILD_DIR="$BUILD" "$ROOT/run.sh" configure
 cache="$BUILD/CMakeCache.txt"
 
 for var in pkgcfg_lib_SENTENCEPIECE_sentencepiece pkgcfg_lib_SENTENCEPIECE_sentencepiece_train spdlog_DIR fmt_DIR \
-           nlohmann_json_DIR GTest_DIR ROPEX_GLOO_INCLUDE; do
+           nlohmann_json_DIR GTest_DIR ROPEX_GLOO_INCLUDE ROPEX_XXHASH_INCLUDE; do
   val="$(sed -n "s/^$var:[A-Z]*=//p" "$cache")"
   [[ "$val" == "$DEPS"/* ]] && ok "$var = $val" || bad "$var = '$val' is not in $DEPS"
 done
@@ -31,10 +31,11 @@ command -v "$python" >/dev/null || python=python3
 "$python" - "$BUILD" "$DEPS" <<'EOF' || fails=$((fails + 1))
 import json, re, shlex, subprocess, sys
 build, deps = sys.argv[1], sys.argv[2]
-pattern = re.compile(r"/(gloo|nlohmann|spdlog|fmt|gtest|infiniband|hiredis)/|/(sentencepiece)_\w+\.h$")
+pattern = re.compile(r"/(gloo|nlohmann|spdlog|fmt|gtest|infiniband|hiredis)/|/(sentencepiece)_\w+\.h$|/(xxhash)\.h$")
 failed = False
 for entry in json.load(open(f"{build}/compile_commands.json")):
-    if not entry["file"].endswith(("trainer/log.cpp", "data/tokenizer.cpp", "trainer/distributed.cpp", "tests/test_cli.cpp")):
+    if not entry["file"].endswith(("trainer/log.cpp", "data/tokenizer.cpp", "trainer/distributed.cpp", "tests/test_cli.cpp",
+                                   "trainer/checkpoint_io.cpp")):
         continue
     args, cmd, skip = shlex.split(entry["command"]), [], False
     for a in args[1:] if args[0].endswith("ccache") else args:
@@ -54,7 +55,7 @@ for entry in json.load(open(f"{build}/compile_commands.json")):
         if not m:
             continue
         if header.startswith(deps + "/"):
-            found.add(m.group(1) or m.group(2))
+            found.add(m.group(1) or m.group(2) or m.group(3))
         elif "/torch/include/" not in header:
             outside.append(header)
     if outside:

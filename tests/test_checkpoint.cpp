@@ -296,5 +296,50 @@ TEST(Checkpoint, NonFiniteStepsAreSkippedUpToTheLimitThenStopTheRun) {
   }
 }
 
+// ropex export and ropex score read a checkpoint tensor by tensor; a format-1 checkpoint (one
+// model.safetensors + optimizer.safetensors + COMPLETE, written before sharding) still exports to
+// the same bytes and resumes to the same end.
+TEST(Checkpoint, ExportAndScoreReadEitherFormat) {
+  TinySetup s;
+  const std::string straight = s.dir.str() + "/straight";
+  ASSERT_EQ(s.train(straight, ""), 0) << s.out_text;
+  const std::string v2 = ckpt(straight, 4), v1_run = s.dir.str() + "/v1run", v1 = ckpt(v1_run, 4);
+  // Format 1, from the same state.
+  fs::create_directories(v1);
+  std::vector<at::Tensor> keep;
+  auto views = [&](const std::map<std::string, at::Tensor>& m) {
+    std::vector<st::TensorView> out;
+    for (const auto& [k, t] : m) {
+      keep.push_back(t.contiguous());
+      out.push_back({k, st::DType::F32, std::vector<int64_t>(t.sizes().begin(), t.sizes().end()), keep.back().data_ptr()});
+    }
+    return out;
+  };
+  st::write_file(v1 + "/model.safetensors", views(weights(v2)));
+  st::write_file(v1 + "/optimizer.safetensors", views(moments(v2)));
+  for (const char* f : {"config.json", "run_config.json", "rank_0.json", "tokenizer.model"}) fs::copy_file(v2 + "/" + f, v1 + "/" + f);
+  nlohmann::json ts = nlohmann::json::parse(read_text(v2 + "/trainer_state.json"));
+  std::ofstream(v1 + "/trainer_state.json") << nlohmann::json{{"step", 4}, {"tokens_seen", ts["tokens_seen"]}, {"world_size", 1},
+                                                               {"seed", ts["seed"]}, {"format", "ropex-checkpoint"}, {"version", 1}};
+  std::ofstream(v1 + "/COMPLETE") << "4\n";
+  for (const auto& [dir, out] : {std::pair<std::string, std::string>{v2, "/e2"}, {v1, "/e1"}})
+    ASSERT_EQ(s.run("export --checkpoint " + dir + " --output " + s.dir.str() + out + " --dtype float32 --max-shard-size 0"), 0)
+        << s.out_text;
+  EXPECT_TRUE(read_text(s.dir.str() + "/e1/model.safetensors") == read_text(s.dir.str() + "/e2/model.safetensors"));
+  EXPECT_EQ(read_text(s.dir.str() + "/e1/config.json"), read_text(s.dir.str() + "/e2/config.json"));
+  // score on the checkpoint folder = score on its export.
+  const std::string text = (s.dir.path / "corpus.txt").string();
+  ASSERT_EQ(s.run("score --json --max-tokens 64 --model " + v2 + " --text " + text), 0) << s.out_text;
+  const auto from_checkpoint = nlohmann::json::parse(s.out_text.substr(s.out_text.find('{')));
+  ASSERT_EQ(s.run("score --json --max-tokens 64 --model " + s.dir.str() + "/e2 --text " + text), 0) << s.out_text;
+  const auto from_export = nlohmann::json::parse(s.out_text.substr(s.out_text.find('{')));
+  EXPECT_EQ(from_checkpoint["nll"], from_export["nll"]);  // the same weights and arithmetic: equal
+  EXPECT_EQ(from_checkpoint["predicted"], 63);
+  // Resume from format 1: the same end as the straight run.
+  ASSERT_EQ(s.train(v1_run, ""), 0) << s.out_text;
+  EXPECT_NE(s.out_text.find("resumed from " + v1), std::string::npos) << s.out_text;
+  expect_same_state(ckpt(straight, 8), ckpt(v1_run, 8), "resumed from format 1");
+}
+
 }  // namespace
 }  // namespace ropex::test

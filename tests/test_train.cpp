@@ -198,8 +198,8 @@ TEST(Train, ZeroStagesEqualTheReplicatedOptimizerOnTwoAndThreeGlooRanks) {
 }
 
 // A ZeRO-1 run stopped at step 3 and resumed equals a straight one bit for bit; its step-3
-// checkpoint also resumes at stages 0 and 2 (the format does not depend on the stage), where only the
-// order of the reductions changes.
+// checkpoint also resumes at stages 0 and 2 and on one rank (the format depends on neither), where
+// only the order of the reductions changes.
 TEST(Train, ZeroStopAndResumeEqualsAStraightRunAtAnyStage) {
   TinySetup s;
   const std::string common = "--set optim.grad_clip=0.05 --set distributed.bucket_mb=0.01";
@@ -224,6 +224,13 @@ TEST(Train, ZeroStopAndResumeEqualsAStraightRunAtAnyStage) {
         << read_text(other + ".rank0.log");
     order.expect_close(other, cat("ZeRO-1 checkpoint resumed at ZeRO-", stage));
   }
+  // On one rank with the same global batch (micro-batch 2): the data order is a function of the step
+  // and the global batch, so only the reduction order changes again.
+  const std::string one = s.dir.str() + "/as_one_rank";
+  ASSERT_EQ(s.train(one, common + " --set batch.micro_batch_size=2 --set checkpoint.resume=" + resumed +
+                             "/checkpoints/step_00000003"), 0)
+      << s.out_text;
+  order.expect_close(one, "2-rank ZeRO-1 checkpoint resumed on 1 rank");
 }
 
 TEST(Train, AFailingRankTakesTheOthersDownWithAMessage) {

@@ -435,9 +435,11 @@ TrainerState load_checkpoint(const std::string& dir, Distributed& dist, LlamaFor
 // ---------------------------------------------------------------------------------------------
 // Export
 
-LlamaForCausalLM load_checkpoint_model(const std::string& checkpoint_dir) {
-  const CheckpointFiles files(checkpoint_dir);
-  LlamaForCausalLM model(load_config((fs::path(checkpoint_dir) / "config.json").string()));
+LlamaForCausalLM load_model_or_checkpoint(const std::string& dir, const LoadOptions& opts) {
+  if (!fs::is_regular_file(fs::path(dir) / kManifestFile)) return load_pretrained(dir, opts);
+  const CheckpointFiles files(dir);
+  LlamaForCausalLM model(load_config((fs::path(dir) / "config.json").string()));
+  model->to(opts.device, opts.dtype);
   torch::NoGradGuard ng;
   for (auto& p : model->named_parameters()) p.value().copy_(files.read_whole("master." + p.key()));
   return model;

@@ -21,6 +21,7 @@
 // written, before the commit), storage faults (trainer/checkpoint_io.h).
 #pragma once
 #include "data/loader.h"
+#include "models/hf_checkpoint.h"
 #include "models/llama.h"
 #include "trainer/checkpoint_format.h"
 #include "trainer/distributed.h"
@@ -113,8 +114,9 @@ TrainerState load_checkpoint(const std::string& dir, Distributed& dist, LlamaFor
 void export_checkpoint(const std::string& checkpoint_dir, const std::string& out_dir, uint64_t max_shard_bytes,
                        at::ScalarType dtype);
 
-// The model's weights from a checkpoint of either format (eval/score accept checkpoint folders).
-LlamaForCausalLM load_checkpoint_model(const std::string& checkpoint_dir);
+// A model from an HF directory, or from a training checkpoint folder (its master weights, one tensor
+// read at a time), in opts' dtype and device: what eval and score load.
+LlamaForCausalLM load_model_or_checkpoint(const std::string& dir, const LoadOptions& opts);
 
 // The rope scaling as transformers can load it (see export_checkpoint).
 LlamaConfig hf_loadable(LlamaConfig cfg);

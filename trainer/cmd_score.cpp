@@ -2,6 +2,7 @@
 // window with BOS prepended (no striding: see `ropex eval` for sliding-window perplexity).
 #include "data/tokenizer.h"
 #include "models/hf_checkpoint.h"
+#include "trainer/checkpoint.h"
 #include "trainer/cli.h"
 #include "trainer/commands.h"
 #include "trainer/device.h"
@@ -44,7 +45,7 @@ int cmd_score(const Args& argv) {
   LoadOptions lo;
   lo.device = parse_device(args.get("device"));
   lo.dtype = parse_dtype_name(args.get("dtype"));
-  LlamaForCausalLM model = load_pretrained(model_dir, lo);
+  LlamaForCausalLM model = load_model_or_checkpoint(model_dir, lo);
   const Tokenizer tok = load_model_tokenizer(model_dir, args.has("tokenizer") ? args.get("tokenizer") : "", model->config().vocab_size);
   std::vector<int32_t> ids = tok.encode(read_text(text_path), /*add_bos=*/true, /*add_eos=*/false);
   if (max_tokens > 0 && static_cast<int64_t>(ids.size()) > max_tokens) ids.resize(max_tokens);

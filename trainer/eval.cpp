@@ -2,6 +2,7 @@
 
 #include "data/token_store.h"
 #include "models/hf_checkpoint.h"
+#include "trainer/checkpoint.h"
 #include "trainer/log.h"
 
 #include <ATen/ops/argmax.h>
@@ -315,7 +316,7 @@ json run_eval(const EvalOptions& o, Distributed& dist) {
   LoadOptions lo;
   lo.device = o.device;
   lo.dtype = o.dtype;
-  LlamaForCausalLM model = load_pretrained(o.model_dir, lo);
+  LlamaForCausalLM model = load_model_or_checkpoint(o.model_dir, lo);
   model->eval();
   const Tokenizer tok = load_model_tokenizer(o.model_dir, o.tokenizer_path, model->config().vocab_size);
   const LlamaConfig& cfg = model->config();
