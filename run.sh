@@ -6,12 +6,15 @@
 #   ./run.sh configure    setup + configure only (CMake, no compiling)
 #   ./run.sh bundle-deps DIR
 #                         download the Debian packages the build needs besides torch (SentencePiece,
-#                         nlohmann/json, spdlog, fmt, gloo headers, GoogleTest) and unpack them into
+#                         nlohmann/json, spdlog, fmt, gloo headers, xxHash, GoogleTest) and unpack them into
 #                         DIR, listed in DIR/MANIFEST, for machines without a package registry
 #   ./run.sh train CONFIG [--nproc N] [--set key=value ...]
 #                         build, then train on N local ranks (default 1) without Python: each rank
 #                         gets RANK/WORLD_SIZE/LOCAL_RANK/MASTER_ADDR/MASTER_PORT; if one fails the
-#                         others are stopped and the exit code is the failing rank's
+#                         others are stopped and the exit code is the failing rank's. TERM, INT, USR1
+#                         and HUP are passed on to every rank: they stop with a checkpoint and the
+#                         exit code is 75 (run the same command again to resume); a second Ctrl-C
+#                         stops them at once (130); QUIT is passed on and ends them (no checkpoint)
 #   ./run.sh debug-tiny   build a tiny model, tokenizer and token store from public text Debian ships
 #                         (/usr/share/common-licenses) under runs/debug_tiny and run configs/debug_tiny.json
 #   ./run.sh bench [--device cpu|cuda] [--quick]
@@ -51,7 +54,7 @@ BUILD="$ROOT/build"
 JOBS="${ROPEX_JOBS:-$(nproc)}"
 APT_PACKAGES=(build-essential cmake ninja-build pkg-config ccache git
               libsentencepiece-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libgtest-dev libgloo-dev
-              python3-venv)
+              libxxhash-dev python3-venv)
 
 log() { printf '\033[1m[run.sh]\033[0m %s\n' "$*" >&2; }
 die() { printf '[run.sh] error: %s\n' "$*" >&2; exit 1; }
@@ -102,7 +105,7 @@ setup() { use_bundle; use_python; setup_apt; setup_venv; }
 # ---- machines without a package registry: ./run.sh bundle-deps DIR, then ROPEX_DEPS=DIR ----
 # -dev packages whose shared libraries come along, and packages used for headers / static libraries.
 BUNDLE_WITH_LIBS=(libsentencepiece-dev libspdlog-dev libfmt-dev)
-BUNDLE_HEADERS=(nlohmann-json3-dev libgloo-dev libgtest-dev)
+BUNDLE_HEADERS=(nlohmann-json3-dev libgloo-dev libgtest-dev libxxhash-dev)   # xxHash: XXH_INLINE_ALL
 BUNDLE_BASE=" libc6 libgcc-s1 libstdc++6 "   # every machine with a C++ compiler has these
 
 abspath() { (cd "$CALLER_PWD" && realpath -ms -- "$1"); }   # relative to where run.sh was called
@@ -265,37 +268,95 @@ train_local() {
   launch_ranks "$nproc" train "$config" "${args[@]}"
 }
 
-# Runs `ropex COMMAND ARGS...` as NPROC local ranks (torchrun's environment variables). The first
-# rank to fail takes the others down instead of leaving them waiting on a collective.
-launch_ranks() {
-  local nproc="$1" pids=() rc=0 r left=()
-  shift
-  local port="${MASTER_PORT:-$(( 20000 + RANDOM % 20000 ))}"
-  for ((r = 0; r < nproc; r++)); do
-    RANK=$r LOCAL_RANK=$r WORLD_SIZE=$nproc LOCAL_WORLD_SIZE=$nproc MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
-      "$BUILD/ropex" "$@" &
-    pids+=($!)
-  done
-  trap 'kill "${pids[@]}" 2>/dev/null' INT TERM
-  local live=("${pids[@]}") ended p
-  while ((${#live[@]})); do
-    ended=""
-    # (`if ! wait` would leave $? at 0, losing the failure's status; -p names the rank that ended so
-    # the next wait does not name a reaped pid, which bash reports as "no such job".)
-    wait -n -p ended "${live[@]}" || rc=$?
+# ---- processes run.sh waits on (ranks, the demo's side-by-side runs): signals are passed on ----
+# ropex stops at the next step boundary with a checkpoint on TERM, INT or USR1 and exits with
+# EX_TEMPFAIL (75: run the same command again to resume); a second INT makes it exit at once (130).
+# run.sh starts each such process in a process group of its own (set -m), so that a terminal's
+# Ctrl-C reaches run.sh alone, and passes every signal below on to them once, then keeps waiting.
+EX_TEMPFAIL=75
+FORWARDED_SIGNALS=(TERM INT USR1 HUP QUIT)
+
+# Traps FORWARDED_SIGNALS to pass each on to the pids in FORWARD_TO, a local list of the caller's
+# (dynamic scope: the trap sees the list of the function running when the signal arrives).
+trap_forwarding() {
+  local s
+  # shellcheck disable=SC2064  # (the signal's name is meant to be expanded now)
+  for s in "${FORWARDED_SIGNALS[@]}"; do trap "forward_signal $s" "$s"; done
+}
+forward_signal() {
+  ((${#FORWARD_TO[@]} == 0)) || kill -s "$1" "${FORWARD_TO[@]}" 2>/dev/null || true
+}
+
+# Waits for the processes in FORWARD_TO (each leaves the list when it ends) while trap_forwarding
+# passes signals on to those left.
+#   wait_forwarding stop   the first process to end with a status other than 0 and 75 has the
+#                          others killed (SIGKILL: a TERM would now ask them for a checkpoint, which
+#                          cannot complete without the failed rank) and its status is returned;
+#   wait_forwarding all    waits for every process and returns the first such status.
+# Otherwise the status is 75 if any process ended with 75, else 0.
+wait_forwarding() {
+  local mode="$1" rc=0 tempfail=0 lost=0 st ended p left why
+  while ((${#FORWARD_TO[@]})); do
+    ended="" st=0
+    # A process killed by a signal can be reaped and reported by bash inside another `wait`, after
+    # which `wait -n` no longer knows it ("no such job", 127) while `wait PID` still gives its
+    # status: take those first.
+    for p in "${FORWARD_TO[@]}"; do
+      if ! kill -0 "$p" 2>/dev/null; then ended=$p; wait "$p" 2>/dev/null || st=$?; break; fi
+    done
+    if [[ -z "$ended" ]]; then
+      # (`if ! wait` would leave $? at 0, losing the failure's status; -p names the process that
+      # ended so that it leaves the list.)
+      wait -n -p ended "${FORWARD_TO[@]}" 2>/dev/null || st=$?
+      if [[ -z "${ended:-}" ]]; then
+        ((st > 128)) && continue       # interrupted by a trapped signal, which its trap passed on
+        ((st == 127 && lost++ == 0)) && continue   # the next round's look takes it
+        log "wait failed with status $st"
+        return "$st"
+      fi
+    fi
+    lost=0
     left=()
-    for p in "${live[@]}"; do [[ "$p" == "$ended" ]] || left+=("$p"); done
-    live=("${left[@]}")
-    if ((rc != 0)); then
-      log "a rank exited with status $rc; stopping the others"
-      kill "${pids[@]}" 2>/dev/null || true
-      wait "${pids[@]}" 2>/dev/null || true
-      trap - INT TERM
-      return "$rc"
+    for p in "${FORWARD_TO[@]}"; do [[ "$p" == "$ended" ]] || left+=("$p"); done
+    FORWARD_TO=("${left[@]}")
+    if ((st == EX_TEMPFAIL)); then
+      tempfail=1
+    elif ((st != 0 && rc == 0)); then
+      rc=$st
+      if [[ "$mode" == stop ]] && ((${#FORWARD_TO[@]})); then
+        why=""
+        ((st <= 128)) || why=" (128 + SIG$(kill -l $((st - 128))))"
+        log "a rank exited with status $st$why; stopping the others"
+        kill -KILL "${FORWARD_TO[@]}" 2>/dev/null || true
+      fi
     fi
   done
-  trap - INT TERM
+  ((rc == 0)) || return "$rc"
+  ((tempfail == 0)) || return "$EX_TEMPFAIL"
   return 0
+}
+
+# Runs `ropex COMMAND ARGS...` as NPROC local ranks (torchrun's environment variables). TERM, INT,
+# USR1, HUP and QUIT sent to run.sh are passed on to every rank, and run.sh waits for them: ranks
+# that stop with a checkpoint exit 75, and so does launch_ranks once all have ended. The first rank
+# to fail otherwise takes the others down instead of leaving them waiting on a collective.
+launch_ranks() {
+  local nproc="$1" r rc=0 FORWARD_TO=()
+  shift
+  local port="${MASTER_PORT:-$(( 20000 + RANDOM % 20000 ))}"
+  trap_forwarding
+  for ((r = 0; r < nproc; r++)); do
+    set -m   # a process group of its own (stdin /dev/null, as bash gives background commands without it)
+    RANK=$r LOCAL_RANK=$r WORLD_SIZE=$nproc LOCAL_WORLD_SIZE=$nproc MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
+      "$BUILD/ropex" "$@" </dev/null &
+    set +m
+    FORWARD_TO+=($!)
+  done
+  wait_forwarding stop || rc=$?
+  trap - "${FORWARDED_SIGNALS[@]}"
+  [[ "$1" != train || rc -ne EX_TEMPFAIL ]] ||
+    log "training stopped early with a checkpoint (status 75): run the same command again to resume"
+  return "$rc"
 }
 
 debug_tiny() {
@@ -311,7 +372,7 @@ debug_tiny() {
       --set num_key_value_heads=2 --set max_position_embeddings=64
     "$bin" prepare --tokenizer "$dir/tok.model" --input "$dir/corpus.txt" --output "$dir/store" --txt-split blank_line
   fi
-  "$bin" train configs/debug_tiny.json "$@"
+  launch_ranks 1 train configs/debug_tiny.json "$@"   # signals passed on as for ./run.sh train
 }
 
 # ---- bench ----
@@ -485,13 +546,19 @@ demo_store() {
 }
 
 # Runs two shell commands at once, one core each (tiny models gain little from a second thread; two
-# runs side by side nearly halve the wall time). Fails if either fails.
+# runs side by side nearly halve the wall time), each in a process group of its own with signals
+# passed on as launch_ranks does. Fails if either fails (75 if either stopped with a checkpoint).
 demo_parallel() {
-  OMP_NUM_THREADS=1 eval "$1" & local a=$!
-  OMP_NUM_THREADS=1 eval "$2" & local b=$!
-  local rc=0
-  wait "$a" || rc=$?
-  wait "$b" || rc=$?
+  local rc=0 FORWARD_TO=() c
+  trap_forwarding
+  for c in "$1" "$2"; do
+    set -m   # (a group, not `VAR=1 eval ... &`: under set -e that one exits 1 whatever eval returned)
+    { export OMP_NUM_THREADS=1; eval "$c"; } </dev/null &
+    set +m
+    FORWARD_TO+=($!)
+  done
+  wait_forwarding all || rc=$?
+  trap - "${FORWARDED_SIGNALS[@]}"
   return "$rc"
 }
 
@@ -514,11 +581,19 @@ demo_eval() {
 
 # Trains configs/GROUP/NAME.json (output runs/GROUP/NAME) unless its export exists; an interrupted
 # run resumes from its checkpoint: demo_train GROUP NAME [RANKS]
+# The ranks' lines go through a filter beside launch_ranks, not after it in a pipeline, so that
+# launch_ranks runs in this shell and gets the signals sent to it; the filter ignores them and ends
+# when the ranks close its input (a Ctrl-C must not leave ranks saving a checkpoint into a closed pipe).
 demo_train() {
-  local group="$1" name="$2" nproc="${3:-1}"
+  local group="$1" name="$2" nproc="${3:-1}" out filter rc=0
   [[ -f "$ROOT/runs/$group/$name/export/config.json" ]] && { log "runs/$group/$name: done before, reused"; return 0; }
-  launch_ranks "$nproc" train "$ROOT/configs/$group/$name.json" --set logging.progress=off 2>&1 |
-    { grep --line-buffered -E 'step [0-9]+/|done:|resumed|error|warn' || true; } | sed -u "s/^/  [$name] /"
+  exec {out}> >(trap '' INT TERM HUP USR1
+                { grep --line-buffered -E 'step [0-9]+/|done:|resumed|stopp|interrupt|error|warn' || true; } | sed -u "s/^/  [$name] /")
+  filter=$!
+  launch_ranks "$nproc" train "$ROOT/configs/$group/$name.json" --set logging.progress=off >&"$out" 2>&1 || rc=$?
+  exec {out}>&-
+  wait "$filter" 2>/dev/null || true
+  return "$rc"
 }
 
 cmd="${1:-help}"

@@ -270,9 +270,9 @@ struct GradReducer::Impl {
   std::mutex mutex;
   bool armed = false;
   int64_t launched_early = 0;
-  // Stage 2: buckets whose reduce-scatter was launched and not yet waited for, oldest first. At most
-  // kInFlight stay so: each launch retires the oldest beyond that (waits and frees its flat buffer),
-  // so packed gradients never pile up while backward runs.
+  // Stages 1-2: buckets whose reduce-scatter was launched and not yet waited for, oldest first. At
+  // most kInFlight stay so: each launch retires the oldest beyond that, so neither packed gradients
+  // (stage 2) nor the backend's copies of buckets pile up while backward runs.
   static constexpr size_t kInFlight = 2;
   std::deque<Bucket*> in_flight;
 
@@ -309,18 +309,19 @@ struct GradReducer::Impl {
     }
     b.work = stage == 0 ? dist->allreduce_sum_async(b.flat) : dist->reduce_scatter_sum(b.out, b.flat);
     b.launched = true;
-    if (stage != 2) return;
+    if (stage == 0) return;
     in_flight.push_back(&b);
     while (in_flight.size() > kInFlight) retire_oldest();
   }
 
-  // Stage 2: waits for the oldest launched reduce-scatter (on NCCL: the current stream waits) and
-  // frees its flat buffer; only this rank's chunk, in grad_shard, stays.
+  // Stages 1-2: waits for the oldest launched reduce-scatter (on NCCL: the current stream waits),
+  // which lets go of its work object and whatever the backend holds for it (Gloo: a copy of the
+  // bucket); at stage 2 also frees its flat buffer: only this rank's chunk, in grad_shard, stays.
   void retire_oldest() {
     Bucket* b = in_flight.front();
     in_flight.pop_front();
     b->work.wait();
-    b->flat.reset();
+    if (stage == 2) b->flat.reset();
   }
 
   void ready(size_t index) {

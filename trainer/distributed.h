@@ -89,7 +89,9 @@ class Distributed {
 // zero_stage 1 (sharded optimizer state): the parameters' .grad are views into the buckets' flat
 //   buffers (zero-padded to a multiple of the world size, kept), so gradients accumulate in place with
 //   no copy; each bucket is reduce-scattered into this rank's chunk of grad_shard(). The .grad keep
-//   this rank's own (unreduced) gradients; only grad_shard() holds sums.
+//   this rank's own (unreduced) gradients; only grad_shard() holds sums. At most two reduce-scatters
+//   stay in flight (as at stage 2): Gloo holds a copy of each bucket until its work is waited for, so
+//   unbounded, the copies add up to a second set of gradients on CPU.
 // zero_stage 2 (sharded gradients too): gradients are not kept whole after the reduction. When a
 //   bucket is ready its gradients are packed into a flat buffer allocated for the occasion and the
 //   parameters' .grad are released; at most two buckets' reduce-scatters stay in flight (launching

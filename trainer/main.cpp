@@ -5,8 +5,10 @@
 #include "trainer/log.h"
 
 #include <c10/util/Exception.h>
+#include <malloc.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <functional>
 #include <iostream>
@@ -44,6 +46,13 @@ void print_usage(std::ostream& os) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // glibc raises its mmap threshold to the size of any large block freed (up to 32 MiB), after which
+  // tensors up to that size come from the heap, whose freed memory is rarely given back: a training
+  // rank then holds a few hundred MB more than it uses. A fixed threshold (which also stops the
+  // raising) returns every block of 4 MiB or more to the system when freed. Measured on the 106M-
+  // parameter job of bench/checkpoint_memory.sh: peak RSS 2.41-2.50 -> 2.16 GiB per rank, steps
+  // about 4% slower. MALLOC_MMAP_THRESHOLD_ in the environment wins.
+  if (!std::getenv("MALLOC_MMAP_THRESHOLD_")) mallopt(M_MMAP_THRESHOLD, 4 << 20);
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
     print_usage(argc < 2 ? std::cerr : std::cout);
     return argc < 2 ? 2 : 0;

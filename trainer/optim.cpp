@@ -138,13 +138,23 @@ at::Tensor global_grad_norm(const at::Tensor& sum_of_squares) {
   return sum_of_squares.sqrt().to(at::kFloat).reshape({});
 }
 
+at::Tensor sum_of_squares_f64(const at::Tensor& t) {
+  const at::Tensor flat = t.reshape({-1});
+  constexpr int64_t kChunk = int64_t{1} << 22;
+  at::Tensor total = at::zeros({1}, flat.options().dtype(at::kDouble));
+  for (int64_t begin = 0; begin < flat.numel(); begin += kChunk)
+    total += at::linalg_vector_norm(flat.narrow(0, begin, std::min(kChunk, flat.numel() - begin)), 2, std::nullopt, false,
+                                    at::kDouble).square();
+  return total;
+}
+
 at::Tensor clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {
   at::NoGradGuard ng;
   std::vector<at::Tensor> squares;
   for (const auto& p : params)
-    if (p.grad().defined()) squares.push_back(at::linalg_vector_norm(p.grad(), 2, std::nullopt, false, at::kDouble).square());
+    if (p.grad().defined()) squares.push_back(sum_of_squares_f64(p.grad()));
   if (squares.empty()) return at::zeros({}, at::kFloat);
-  at::Tensor total = global_grad_norm(at::stack(squares).sum());
+  at::Tensor total = global_grad_norm(at::cat(squares).sum());
   if (max_norm > 0) {
     // min(1, max_norm / (norm + 1e-6)), as torch.nn.utils.clip_grad_norm_, kept on the device.
     at::Tensor coef = (max_norm / (total + 1e-6)).clamp_max(1.0);

@@ -94,6 +94,10 @@ class AdamW {
 at::Tensor clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm);
 // sqrt of a float64 sum of squares, as a float32 scalar on its device.
 at::Tensor global_grad_norm(const at::Tensor& sum_of_squares);
+// The sum of squares of t's elements in float64, as a 1-element tensor on t's device. Taken 2^22
+// elements at a time: a float64 copy of the whole tensor (what linalg_vector_norm with a float64
+// dtype makes) would cost twice a float32 gradient's memory for the moment.
+at::Tensor sum_of_squares_f64(const at::Tensor& t);
 
 struct LrSchedule {
   std::string type = "linear";  // constant | linear | cosine

@@ -9,8 +9,8 @@ namespace ropex {
 namespace {
 volatile std::sig_atomic_t g_signal = 0;
 volatile std::sig_atomic_t g_interrupts = 0;
-struct sigaction g_previous[3];
-constexpr int kSignals[3] = {SIGTERM, SIGINT, SIGUSR1};
+struct sigaction g_previous[4];
+constexpr int kSignals[4] = {SIGTERM, SIGINT, SIGUSR1, SIGHUP};
 
 extern "C" void on_stop_signal(int sig) {
   if (sig == SIGINT && ++g_interrupts >= 2) {
@@ -29,11 +29,11 @@ StopSignals::StopSignals() {
   sa.sa_handler = on_stop_signal;
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = SA_RESTART;  // a collective or a write in progress carries on
-  for (int i = 0; i < 3; ++i) ::sigaction(kSignals[i], &sa, &g_previous[i]);
+  for (int i = 0; i < 4; ++i) ::sigaction(kSignals[i], &sa, &g_previous[i]);
 }
 
 StopSignals::~StopSignals() {
-  for (int i = 0; i < 3; ++i) ::sigaction(kSignals[i], &g_previous[i], nullptr);
+  for (int i = 0; i < 4; ++i) ::sigaction(kSignals[i], &g_previous[i], nullptr);
 }
 
 bool StopSignals::requested() const { return g_signal != 0; }

@@ -1,5 +1,6 @@
 // Stop requests from the scheduler or the user: SIGTERM (Slurm at the time limit, torchrun, kill),
-// SIGUSR1 (Slurm's --signal warning) and SIGINT (Ctrl-C) only set a flag here; the training loop
+// SIGUSR1 (Slurm's --signal warning), SIGHUP (a closed terminal; torchrun forwards it) and SIGINT
+// (Ctrl-C) only set a flag here; the training loop
 // agrees on it across ranks at the next step boundary (and between evaluation batches), saves a
 // checkpoint and exits with kPreemptedExitCode. A second SIGINT exits at once (status 130), for a
 // user who does not want to wait for the save.

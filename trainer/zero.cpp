@@ -86,7 +86,7 @@ class Sharded final : public DataParallelOptimizer {
     const at::Tensor& g = reducer_->grad_shard();
     // Sum of squares of this rank's chunks (padding is zero) in float64, summed over ranks; on the
     // device. In float64 the float32 norm comes out as the replicated optimizer's (optim.h).
-    at::Tensor sq = at::linalg_vector_norm(g, 2, std::nullopt, false, at::kDouble).square().reshape({1});
+    at::Tensor sq = sum_of_squares_f64(g);
     dist_.allreduce_sum(sq);
     at::Tensor total = global_grad_norm(sq);
     if (max_norm > 0) {
