@@ -151,6 +151,7 @@ void CheckpointWriter::save(const DataParallelOptimizer& opt, const Loader& load
   }
   uint64_t total = 0;
   for (const auto& s : dist_.allgather_string(std::to_string(mine))) total += std::stoull(s);
+  set_fault_context(state.step);
   std::string problem;
   try {
     if (dist_.is_main()) {
@@ -168,11 +169,11 @@ void CheckpointWriter::save(const DataParallelOptimizer& opt, const Loader& load
     if (!problems[r].empty()) first = problems[r] + (problems.size() > 1 ? " (rank " + std::to_string(r) + ")" : "");
   if (!first.empty()) {
     if (dist_.is_main()) fs::remove_all(f->partial);
-    throw StorageError("checkpoint at step " + std::to_string(state.step) + " not saved: " + first);
+    throw StorageError("checkpoint at step " + std::to_string(state.step) + " not saved: " + first +
+                       "; the previous checkpoint is intact: " + (last_.empty() ? latest_checkpoint(opts_.run_dir).value_or("none") : last_));
   }
 
   // 2. Write: now, or from a host snapshot in the background.
-  set_fault_context(state.step);
   auto write = [this, fp = f.get()] {
     try {
       const int rank = dist_.rank();

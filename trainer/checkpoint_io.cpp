@@ -27,6 +27,7 @@ struct Faults {
   bool short_writes = false;
   int err = 0;             // ENOSPC or EIO on a write
   bool fsync_err = false;  // EIO on an fsync
+  bool no_space = false;   // the free-space check sees 0 bytes available
   int64_t step = -1, nth = 1;
   Faults() {
     const char* f = std::getenv("ROPEX_FAULT_INJECT");
@@ -42,6 +43,7 @@ struct Faults {
     if (k == "ENOSPC") err = ENOSPC;
     else if (k == "EIO") err = EIO;
     else if (k == "EIO-fsync") fsync_err = true;
+    else if (k == "FREE") no_space = true;
     step = st;
     nth = n;
   }
@@ -188,7 +190,8 @@ std::string verify_file(const std::string& dir, const FileRecord& expected) {
 void require_free_space(const std::string& dir, uint64_t needed, const std::string& what) {
   struct statvfs s;
   if (::statvfs(dir.c_str(), &s) != 0) throw StorageError("cannot query free space of " + dir + ": " + reason(errno));
-  const uint64_t available = static_cast<uint64_t>(s.f_bavail) * s.f_frsize;
+  const bool injected_full = faults().no_space && g_step == faults().step;
+  const uint64_t available = injected_full ? 0 : static_cast<uint64_t>(s.f_bavail) * s.f_frsize;
   if (available < needed)
     throw StorageError(what + " needs " + std::to_string(needed) + " bytes but the filesystem of " + dir + " has " +
                        std::to_string(available) + " available; free space (or lower checkpoint.keep_last) and resume");

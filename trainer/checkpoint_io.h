@@ -10,7 +10,8 @@
 // Fault injection (tests only), ROPEX_FAULT_INJECT=...:
 //   storage-fault:ERR:STEP[:N]  the N-th write (default 1) of this process's part of the save of
 //                               step STEP fails with ERR (ENOSPC | EIO), or its fsync with EIO when
-//                               ERR is EIO-fsync
+//                               ERR is EIO-fsync, or the free-space check finds none when ERR
+//                               is FREE
 //   short-writes                every write() is asked for at most half of what is left (the loop
 //                               must still write every byte)
 #pragma once
