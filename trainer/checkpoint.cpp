@@ -278,6 +278,7 @@ void CheckpointWriter::commit() {
     fail(e.what());
   }
   last_ = f->final_dir.string();
+  log::info("checkpoint " + last_);
 }
 
 // ---------------------------------------------------------------------------------------------

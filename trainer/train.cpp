@@ -232,10 +232,59 @@ void account_nonfinite(Job& job, const StepOutcome& o, const std::string& last_c
             std::to_string(job.cfg.optim.skip_nonfinite) + ")");
 }
 
+// The hooks' console and metrics: rank 0 appends every step to metrics.jsonl, prints a line every
+// logging.every steps (and at evaluations and the end) and draws the progress bar.
+class Reporter {
+ public:
+  explicit Reporter(const Job& job) : cfg_(job.cfg), main_(job.dist->is_main()), first_step_(job.state.step) {
+    if (main_) metrics_.open(job.run_dir / "metrics.jsonl", std::ios::app);
+    progress_.enabled = main_ && (cfg_.logging.progress == "on" || (cfg_.logging.progress == "auto" && isatty(2)));
+  }
+  // The step's record; evaluation results are added to it before write().
+  nlohmann::json record(const TrainerState& st, const StepOutcome& o, double lr, double step_s, int64_t step_tokens) const {
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+    nlohmann::json rec = {{"step", st.step}, {"loss", o.loss}, {"lr", lr}, {"grad_norm", o.grad_norm},
+                          {"tokens_per_s", static_cast<double>(step_tokens) / step_s}, {"tokens_seen", st.tokens_seen},
+                          {"elapsed_s", elapsed}, {"step_s", step_s}};
+    if (!o.finite) rec["skipped"] = true;
+    return rec;
+  }
+  void write(const nlohmann::json& rec) {
+    if (!main_) return;
+    metrics_ << rec.dump() << "\n" << std::flush;
+    const int64_t step = rec["step"].get<int64_t>(), total = cfg_.schedule.steps;
+    if (step % cfg_.logging.every == 0 || step == total || rec.contains("eval_loss")) {
+      const double elapsed = rec["elapsed_s"].get<double>();
+      const double eta = elapsed / static_cast<double>(step - first_step_) * static_cast<double>(total - step);
+      progress_.clear();
+      std::ostringstream line;
+      line << "step " << step << "/" << total << " | loss " << std::fixed << std::setprecision(4) << rec["loss"].get<double>()
+           << " | lr " << std::scientific << std::setprecision(2) << rec["lr"].get<double>() << " | grad " << std::fixed
+           << std::setprecision(3) << rec["grad_norm"].get<double>() << " | " << std::setprecision(0)
+           << rec["tokens_per_s"].get<double>() << " tok/s | elapsed " << hms(elapsed) << " | eta " << hms(eta);
+      if (rec.contains("eval_loss")) line << " | eval loss " << std::setprecision(4) << rec["eval_loss"].get<double>();
+      if (rec.contains("skipped")) line << " | skipped (not finite)";
+      log::info(line.str());
+    }
+    progress_.draw(step, total, rec["loss"].is_number() ? cat("loss ", rec["loss"].get<double>()) : "loss not finite");
+  }
+  void clear() const { progress_.clear(); }
+
+ private:
+  const RunConfig& cfg_;
+  bool main_;
+  int64_t first_step_;
+  std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
+  std::ofstream metrics_;
+  Progress progress_;
+};
+
 }  // namespace
 
 TrainSummary train(const RunConfig& cfg, const nlohmann::json& resolved) {
-  const StopSignals signals;  // from the start: a signal during a long setup is honoured after the first step
+  // Setup. The stop signals are caught from the start: one during a long setup is honoured after
+  // the first step.
+  const StopSignals signals;
   Job job = setup(cfg, resolved);
   Distributed& dist = *job.dist;
   TrainerState& state = job.state;
@@ -247,32 +296,26 @@ TrainSummary train(const RunConfig& cfg, const nlohmann::json& resolved) {
                                       .run_config = resolved,
                                       .tokenizer_model = (fs::path(cfg.model.path) / "tokenizer.model").string()});
   const LrSchedule sched{cfg.schedule.type, cfg.optim.lr, cfg.schedule.warmup_steps, cfg.schedule.steps, cfg.schedule.min_lr_ratio};
-  std::ofstream metrics;
-  if (dist.is_main()) metrics.open(job.run_dir / "metrics.jsonl", std::ios::app);
-  Progress progress;
-  progress.enabled = dist.is_main() && (cfg.logging.progress == "on" || (cfg.logging.progress == "auto" && isatty(2)));
+  Reporter report(job);
   TrainSummary summary;
-  const auto t0 = std::chrono::steady_clock::now();
   const int64_t first_step = state.step;
   const int64_t step_tokens = cfg.global_batch(job.env.world) * cfg.data.train_len;
-
   // Test hooks (ROPEX_FAULT_INJECT): exit-at-step:S (this rank fails), signal-at-step:S (SIGTERM to
   // this rank before step S), signal-in-eval:S (during the evaluation after step S),
   // resave-after-resume (save the state just loaded, at this world size and stage, and stop).
   const std::string inject = std::getenv("ROPEX_FAULT_INJECT") ? std::getenv("ROPEX_FAULT_INJECT") : "";
   if (inject == "resave-after-resume") {
     checkpoints.save(*job.opt, *job.loader, state);
-    summary.steps = state.step;
-    summary.last_checkpoint = checkpoints.last_committed();
-    return summary;
+    return {.steps = state.step, .last_checkpoint = checkpoints.last_committed()};
   }
+
   while (state.step < cfg.schedule.steps) {
+    // The step.
     const auto ts = std::chrono::steady_clock::now();
     if (inject == "exit-at-step:" + std::to_string(state.step))
       throw std::runtime_error("fault injected at step " + std::to_string(state.step));
     if (inject == "signal-at-step:" + std::to_string(state.step)) std::raise(SIGTERM);
     const double lr = sched.at(state.step);
-    // The step.
     const StepOutcome o = train_step(job.model, *job.opt, *job.loader, dist, job.dev, job.fo,
                                      {.step = state.step, .grad_accum = cfg.batch.grad_accum, .lr = lr,
                                       .grad_clip = cfg.optim.grad_clip, .stop_requested = signals.requested(),
@@ -285,14 +328,9 @@ TrainSummary train(const RunConfig& cfg, const nlohmann::json& resolved) {
     state.tokens_seen += step_tokens;
     if (o.finite) summary.last_loss = o.loss;
 
-    // Hooks: metrics, evaluation, checkpoint, stop.
-    const double step_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count();
-    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const double eta = elapsed / static_cast<double>(state.step - first_step) * static_cast<double>(cfg.schedule.steps - state.step);
-    nlohmann::json rec = {{"step", state.step}, {"loss", o.loss}, {"lr", lr}, {"grad_norm", o.grad_norm},
-                          {"tokens_per_s", static_cast<double>(step_tokens) / step_s}, {"tokens_seen", state.tokens_seen},
-                          {"elapsed_s", elapsed}, {"step_s", step_s}};
-    if (!o.finite) rec["skipped"] = true;
+    // Hooks: evaluation, metrics, checkpoint, stop.
+    nlohmann::json rec = report.record(state, o, lr, std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count(),
+                                       step_tokens);
     bool stop = o.stop_requested;
     if (!stop && cfg.eval.every > 0 && state.step % cfg.eval.every == 0 && !job.eval_set.empty()) {
       const bool raise_in_eval = inject == "signal-in-eval:" + std::to_string(state.step);
@@ -303,47 +341,31 @@ TrainSummary train(const RunConfig& cfg, const nlohmann::json& resolved) {
       if (e) {
         rec["eval_loss"] = *e;
         rec["eval_ppl"] = std::exp(*e);
-      } else {
-        stop = true;  // asked to stop during the evaluation: the step itself is complete
       }
+      stop = !e;  // asked to stop during the evaluation: the step itself is complete
     }
-    if (dist.is_main()) {
-      metrics << rec.dump() << "\n" << std::flush;
-      if (state.step % cfg.logging.every == 0 || state.step == cfg.schedule.steps || rec.contains("eval_loss")) {
-        progress.clear();
-        std::ostringstream line;
-        line << "step " << state.step << "/" << cfg.schedule.steps << " | loss " << std::fixed << std::setprecision(4) << o.loss
-             << " | lr " << std::scientific << std::setprecision(2) << lr << " | grad " << std::fixed << std::setprecision(3)
-             << o.grad_norm << " | " << std::setprecision(0) << rec["tokens_per_s"].get<double>() << " tok/s | elapsed "
-             << hms(elapsed) << " | eta " << hms(eta);
-        if (rec.contains("eval_loss")) line << " | eval loss " << std::setprecision(4) << rec["eval_loss"].get<double>();
-        log::info(line.str());
-      }
-      progress.draw(state.step, cfg.schedule.steps, cat("loss ", o.loss));
-    }
-    const bool due = cfg.checkpoint.every > 0 && state.step % cfg.checkpoint.every == 0;
+    report.write(rec);
     const bool stop_after = cfg.run.stop_after > 0 && state.step >= cfg.run.stop_after;
-    if (due || stop || stop_after || state.step == cfg.schedule.steps) {
-      progress.clear();
+    const bool last = stop || stop_after || state.step == cfg.schedule.steps;
+    if (last || (cfg.checkpoint.every > 0 && state.step % cfg.checkpoint.every == 0)) {
+      report.clear();
       checkpoints.save(*job.opt, *job.loader, state);
-      if (stop || stop_after || state.step == cfg.schedule.steps) checkpoints.finish();
-      if (!cfg.checkpoint.async || stop || stop_after || state.step == cfg.schedule.steps)
-        log::info("checkpoint " + checkpoints.last_committed());
+      if (last) checkpoints.finish();
     }
     if ((stop || stop_after) && state.step < cfg.schedule.steps) {
       if (stop)
         log::warn(cat("stop requested (signal ", signals.signal() ? std::to_string(signals.signal()) : "on another rank",
                       "): stopped at step ", state.step, " with a checkpoint; run the same command again to resume"));
       else log::info(cat("stopping at step ", state.step, " (run.stop_after); run the same command again to resume"));
-      summary.steps = state.step;
-      summary.last_checkpoint = checkpoints.last_committed();
-      summary.preempted = stop;
       dist.barrier();
-      return summary;
+      return {.steps = state.step, .last_loss = summary.last_loss, .last_checkpoint = checkpoints.last_committed(),
+              .preempted = stop};
     }
   }
+
+  // The end: the last save committed, the export.
   checkpoints.finish();
-  progress.clear();
+  report.clear();
   summary.steps = state.step;
   summary.last_checkpoint = checkpoints.last_committed().empty() ? latest_checkpoint(job.run_dir.string()).value_or("")
                                                                  : checkpoints.last_committed();
