@@ -113,7 +113,13 @@ TEST(Checkpoint, AnAsyncSaveWritesTheSameBytesAsASynchronousOne) {
   const std::string sets = layout(2, 1);
   const std::string sync_run = s.dir.str() + "/sync", async_run = s.dir.str() + "/async";
   ASSERT_EQ(train_ranks(s, 2, sync_run, sets), 0) << read_text(sync_run + ".rank0.log");
-  ASSERT_EQ(train_ranks(s, 2, async_run, sets + " --set checkpoint.async=true"), 0) << read_text(async_run + ".rank0.log");
+  // The writer is slowed down (300 ms a save) so that training visibly goes on while it writes.
+  ASSERT_EQ(train_ranks(s, 2, async_run, sets + " --set checkpoint.async=true --set logging.every=1", "",
+                        "ROPEX_FAULT_INJECT=slow-writer:300"),
+            0)
+      << read_text(async_run + ".rank0.log");
+  const std::string log = read_text(async_run + ".rank0.log");
+  EXPECT_LT(log.find("step 3/8"), log.find("checkpoint " + ckpt(async_run, 2))) << "step 3 ran while step 2 was being written\n" << log;
   int compared = 0;
   for (int64_t step : {2, 4, 6, 8}) {
     ASSERT_TRUE(fs::exists(ckpt(async_run, step) + "/manifest.json")) << step;
@@ -163,17 +169,24 @@ TEST(Checkpoint, ACorruptCheckpointIsRefusedAndAutoResumeFallsBackPastIt) {
   EXPECT_EQ(s.train(run, "--set schedule.steps=10"), 1);
   EXPECT_NE(s.out_text.find("bytes, the manifest records"), std::string::npos) << s.out_text;
   EXPECT_NE(s.out_text.find("every checkpoint under"), std::string::npos) << s.out_text;
+  // The next start does not silently begin again from step 0 while corrupt ones are kept aside.
+  EXPECT_EQ(s.train(run, "--set schedule.steps=10"), 1);
+  EXPECT_NE(s.out_text.find("set aside as corrupt"), std::string::npos) << s.out_text;
+  EXPECT_TRUE(fs::exists(ckpt(run, 6) + ".corrupt") && fs::exists(ckpt(run, 8) + ".corrupt"));
 }
 
 std::string fault_name(const ::testing::TestParamInfo<std::pair<std::string, std::string>>& info) {
-  const char* names[] = {"EnospcAtFirstWrite", "EnospcAtThirdWrite", "EioAtFsync", "NoFreeSpaceBeforeTheSave"};
+  const char* names[] = {"EnospcAtFirstWrite", "EnospcAtThirdWrite", "EioAtFsync", "NoFreeSpaceBeforeTheSave",
+                         "EnospcAtRank0sManifest", "EnospcInAnAsyncSave"};
   return names[info.index];
 }
 
 class StorageFault : public ::testing::TestWithParam<std::pair<std::string, std::string>> {};
 
-// Rank 1 hits the fault in the save of step 4 (2 ranks, ZeRO-1): both ranks stop naming the path,
-// step 2 is intact, no partial folder is left; the same command then finishes as a clean run.
+// One rank hits the fault in the save of step 4 (2 ranks, ZeRO-1; rank 1 in the writing phase,
+// rank 0 at the commit's manifest; also an async save, whose failure surfaces at a later step):
+// both ranks stop naming the path, step 2 is intact, no partial folder is left; the same command
+// then finishes as a clean run.
 TEST_P(StorageFault, FailsTheSaveOnEveryRankAndKeepsThePreviousCheckpoint) {
   const auto [fault, reason] = GetParam();
   const bool before_writing = fault.find("FREE") != std::string::npos;  // nothing written: no path inside the folder
@@ -181,7 +194,12 @@ TEST_P(StorageFault, FailsTheSaveOnEveryRankAndKeepsThePreviousCheckpoint) {
   const std::string sets = layout(2, 1);
   const std::string clean = s.dir.str() + "/clean", run = s.dir.str() + "/run";
   ASSERT_EQ(train_ranks(s, 2, clean, sets), 0) << read_text(clean + ".rank0.log");
-  const std::vector<int> rc = ranks_status(s, 2, run, sets, "ROPEX_FAULT_INJECT=" + fault);
+  const bool async = fault.find("async") != std::string::npos;
+  const std::string injected = fault.substr(0, fault.find(" async"));
+  const bool at_commit = fault.find("manifest") != std::string::npos;  // rank 0's phase
+  const std::vector<int> rc = ranks_status(s, 2, run, sets + (async ? " --set checkpoint.async=true" : ""),
+                                           at_commit ? "" : "ROPEX_FAULT_INJECT=" + injected, "",
+                                           at_commit ? "ROPEX_FAULT_INJECT=" + injected : "");
   EXPECT_NE(rc[0], 0);
   EXPECT_NE(rc[1], 0);
   for (int r = 0; r < 2; ++r) {
@@ -204,7 +222,9 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(std::pair<std::string, std::string>{"storage-fault:ENOSPC:4:1", "No space left on device"},
                       std::pair<std::string, std::string>{"storage-fault:ENOSPC:4:3", "No space left on device"},
                       std::pair<std::string, std::string>{"storage-fault:EIO-fsync:4:1", "Input/output error"},
-                      std::pair<std::string, std::string>{"storage-fault:FREE:4", "has 0 available; free space"}),
+                      std::pair<std::string, std::string>{"storage-fault:FREE:4", "has 0 available; free space"},
+                      std::pair<std::string, std::string>{"storage-fault:ENOSPC-manifest:4", "manifest.json: No space left on device"},
+                      std::pair<std::string, std::string>{"storage-fault:ENOSPC:4:3 async", "No space left on device"}),
     fault_name);
 
 TEST(Checkpoint, ShortWritesStillWriteEveryByte) {
@@ -212,6 +232,7 @@ TEST(Checkpoint, ShortWritesStillWriteEveryByte) {
   const std::string a = s.dir.str() + "/a", b = s.dir.str() + "/b";
   ASSERT_EQ(s.train(a, "--set run.stop_after=2"), 0) << s.out_text;
   ASSERT_EQ(s.train(b, "--set run.stop_after=2", "ROPEX_FAULT_INJECT=short-writes"), 0) << s.out_text;
+  EXPECT_NE(s.out_text.find("short writes completed so far: "), std::string::npos) << "the injection did not act\n" << s.out_text;
   EXPECT_EQ(expect_same_files(ckpt(a, 2), ckpt(b, 2), "short writes"), 6);  // shard, rank state, config, trainer state, tokenizer, manifest
 }
 
@@ -265,10 +286,12 @@ TEST(Checkpoint, SigtermToAllRanksAtRandomMomentsResumesToTheSameWeights) {
     ASSERT_EQ(train_ranks(s, 2, run, sets), 0) << read_text(run + ".rank0.log");
     expect_same_state(ckpt(straight, 30), ckpt(run, 30), cat("SIGTERM after ", at_signal, " steps"));
   }
-  // A second SIGINT does not wait for the checkpoint.
+  // A second SIGINT does not wait for the checkpoint (the save is slowed to 3 s so that the second
+  // one, 0.3 s after the first, comes while it is written; two signals sent at once could merge).
   const std::string run = s.dir.str() + "/twice";
-  const std::vector<int> rc = ranks_status(s, 1, run, sets, "",
-                                           "while [ ! -s $RUN/metrics.jsonl ]; do sleep 0.01; done; kill -INT ${pids[0]}; kill -INT ${pids[0]}");
+  const std::vector<int> rc = ranks_status(
+      s, 1, run, sets, "", "while [ ! -s $RUN/metrics.jsonl ]; do sleep 0.01; done; kill -INT ${pids[0]}; sleep 0.3; kill -INT ${pids[0]}",
+      "ROPEX_FAULT_INJECT=slow-writer:3000");
   EXPECT_EQ(rc[0], 130) << read_text(run + ".rank0.log");
 }
 

@@ -114,17 +114,18 @@ inline int train_ranks(TinySetup& s, int world, const std::string& run_dir, cons
   return rc;
 }
 
-// Launches `world` ranks of one run (rank 1 gets rank1_env in its environment), runs the bash
+// Launches `world` ranks of one run (rank 1 gets rank1_env in its environment, rank 0 rank0_env), runs the bash
 // snippet `during` while they run (it may use ${pids[@]}, the ranks' pids, and $RUN, the run folder),
 // waits for every rank and returns their exit statuses. Logs: RUN.rankN.log.
 inline std::vector<int> ranks_status(TinySetup& s, int world, const std::string& run_dir, const std::string& sets,
-                                     const std::string& rank1_env = "", const std::string& during = "") {
+                                     const std::string& rank1_env = "", const std::string& during = "",
+                                     const std::string& rank0_env = "") {
   const int port = 21000 + static_cast<int>(::getpid() % 20000);
   fs::create_directories(fs::path(run_dir).parent_path());
   std::ofstream script(run_dir + ".sh");
   script << "RUN='" << run_dir << "'\npids=()\n";
   for (int r = 0; r < world; ++r)
-    script << (r == 1 ? rank1_env + " " : "") << "RANK=" << r << " LOCAL_RANK=" << r << " WORLD_SIZE=" << world
+    script << (r == 1 ? rank1_env + " " : "") << (r == 0 ? rank0_env + " " : "") << "RANK=" << r << " LOCAL_RANK=" << r << " WORLD_SIZE=" << world
            << " MASTER_ADDR=127.0.0.1 MASTER_PORT=" << port << " '" << ropex_binary() << "' train " << s.config()
            << " --set run.output_dir=" << run_dir << " " << sets << " > " << run_dir << ".rank" << r << ".log 2>&1 &\npids+=($!)\n";
   script << during << "\n";

@@ -15,6 +15,7 @@
 #include <regex>
 #include <set>
 #include <sstream>
+#include <chrono>
 #include <thread>
 
 namespace ropex {
@@ -68,6 +69,23 @@ int64_t state_int(const nlohmann::json& ts, const char* key, const std::string& 
   if (!ts[key].is_number_integer() || ts[key].get<int64_t>() < 0)
     throw std::runtime_error(path + ": '" + key + "' must be a non-negative integer, got " + ts[key].dump());
   return ts[key].get<int64_t>();
+}
+
+// ROPEX_FAULT_INJECT=slow-writer:MS (tests: a save visibly in flight while training goes on).
+int slow_writer_ms() {
+  const char* f = std::getenv("ROPEX_FAULT_INJECT");
+  if (!f || std::string(f).rfind("slow-writer:", 0) != 0) return 0;
+  return std::atoi(f + 12);
+}
+
+// The newest committed checkpoint, for messages; never throws (it runs on error paths).
+std::string previous_checkpoint(const std::string& last, const std::string& run_dir) {
+  if (!last.empty()) return last;
+  try {
+    return latest_checkpoint(run_dir).value_or("none");
+  } catch (const std::exception&) {
+    return "unknown (" + run_dir + "/checkpoints could not be listed)";
+  }
 }
 
 std::string join_lines(const std::vector<std::string>& v) {
@@ -160,6 +178,7 @@ void CheckpointWriter::save(const DataParallelOptimizer& opt, const Loader& load
       fs::create_directories(f->partial);
     }
     require_free_space(opts_.run_dir, total, "checkpoint " + (root / checkpoint_name(state.step)).string());
+    if (opts_.async) snapshot(*f);  // before the agreement: a rank that cannot allocate it says so there
   } catch (const std::exception& e) {
     problem = e.what();
   }
@@ -168,12 +187,16 @@ void CheckpointWriter::save(const DataParallelOptimizer& opt, const Loader& load
   for (size_t r = 0; r < problems.size() && first.empty(); ++r)
     if (!problems[r].empty()) first = problems[r] + (problems.size() > 1 ? " (rank " + std::to_string(r) + ")" : "");
   if (!first.empty()) {
-    if (dist_.is_main()) fs::remove_all(f->partial);
+    if (dist_.is_main()) {
+      std::error_code ec;
+      fs::remove_all(f->partial, ec);
+    }
     throw StorageError("checkpoint at step " + std::to_string(state.step) + " not saved: " + first +
-                       "; the previous checkpoint is intact: " + (last_.empty() ? latest_checkpoint(opts_.run_dir).value_or("none") : last_));
+                       "; the previous checkpoint is intact: " + previous_checkpoint(last_, opts_.run_dir));
   }
 
-  // 2. Write: now, or from a host snapshot in the background.
+  // 2. Write: now from the live state, or from the snapshot in the background. The pieces are let
+  // go in commit(), on this thread (pinned host memory is best freed where CUDA is current).
   auto write = [this, fp = f.get()] {
     try {
       const int rank = dist_.rank();
@@ -187,10 +210,10 @@ void CheckpointWriter::save(const DataParallelOptimizer& opt, const Loader& load
         if (!opts_.tokenizer_model.empty() && fs::is_regular_file(opts_.tokenizer_model))
           fp->records.push_back(copy_checked(opts_.tokenizer_model, (fp->partial / "tokenizer.model").string(), "tokenizer.model"));
       }
+      if (const int ms = slow_writer_ms(); ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
     } catch (const std::exception& e) {
       fp->error = e.what();
     }
-    fp->pieces.clear();  // the snapshot's memory goes back now
     fp->done = true;
   };
   flight_ = std::move(f);
@@ -199,17 +222,21 @@ void CheckpointWriter::save(const DataParallelOptimizer& opt, const Loader& load
     commit();
     return;
   }
-  // The snapshot: this rank's pieces copied to the host (pinned for a CUDA device, one
-  // synchronisation at the end); the step waits for this copy only.
-  bool cuda = false;
-  for (auto& p : flight_->pieces) {
+  flight_->thread = std::thread(write);
+}
+
+// This rank's pieces copied to the host: pinned memory for a CUDA device, each device synchronised
+// once at the end (the copies run on the pieces' devices, not necessarily the current one); the
+// step waits for this copy only.
+void CheckpointWriter::snapshot(InFlight& f) {
+  std::set<int> devices;
+  for (auto& p : f.pieces) {
     at::Tensor host = at::empty({p.data.numel()}, at::TensorOptions().dtype(at::kFloat).pinned_memory(p.data.is_cuda()));
     host.copy_(p.data, /*non_blocking=*/p.data.is_cuda());
-    cuda = cuda || p.data.is_cuda();
+    if (p.data.is_cuda()) devices.insert(p.data.device().index());
     p.data = host;
   }
-  if (cuda) torch::cuda::synchronize();
-  flight_->thread = std::thread(write);
+  for (int d : devices) torch::cuda::synchronize(d);
 }
 
 void CheckpointWriter::commit_if_all_written(bool all_idle) {
@@ -223,6 +250,7 @@ void CheckpointWriter::finish() {
 void CheckpointWriter::commit() {
   std::unique_ptr<InFlight> f = std::move(flight_);
   if (f->thread.joinable()) f->thread.join();
+  f->pieces.clear();  // the snapshot's memory goes back
   // 3. Every rank's records (or error) to every rank.
   nlohmann::json mine = {{"error", f->error}, {"files", nlohmann::json::array()}, {"tensors", nlohmann::json::object()}};
   for (const auto& r : f->records) mine["files"].push_back({{"name", r.name}, {"bytes", r.bytes}, {"xxh3", r.xxh3}});
@@ -239,14 +267,13 @@ void CheckpointWriter::commit() {
     for (const auto& rec : j["files"]) m.files.push_back({rec["name"], rec["bytes"], rec["xxh3"]});
     for (const auto& [k, v] : j["tensors"].items()) m.tensors[k] = v.get<std::vector<int64_t>>();
   }
-  const std::string previous = last_.empty() ? latest_checkpoint(opts_.run_dir).value_or("none") : last_;
   auto fail = [&](const std::string& why) {
     if (dist_.is_main()) {
       std::error_code ec;
       fs::remove_all(f->partial, ec);
     }
     throw StorageError("checkpoint at step " + std::to_string(f->step) + " not saved: " + why +
-                       "; the previous checkpoint is intact: " + previous);
+                       "; the previous checkpoint is intact: " + previous_checkpoint(last_, opts_.run_dir));
   };
   if (!first.empty()) fail(first);
   try {
@@ -264,21 +291,39 @@ void CheckpointWriter::commit() {
         fs::rename(f->final_dir, old);
       }
       fs::rename(f->partial, f->final_dir);
-      fsync_path(root.string());
-      fs::remove_all(old);
-      // Retention: this one and the newest keep_last - 1 older sound ones. Newer ones (left by a
-      // run resumed from an earlier step) and unsound ones are never deleted here.
-      std::vector<std::string> older;
-      for (const auto& [step, path] : complete_checkpoints(opts_.run_dir))
-        if (step < f->step && structurally_sound(path)) older.push_back(path);
-      const size_t keep = static_cast<size_t>(std::max<int64_t>(opts_.keep_last - 1, 0));
-      for (size_t i = 0; i + keep < older.size(); ++i) fs::remove_all(older[i]);
+      fsync_path(root.string());  // committed: what follows is housekeeping, whose failure is a warning
+      try {
+        fs::remove_all(old);
+        prune(f->step);
+      } catch (const std::exception& e) {
+        log::warn("checkpoint " + f->final_dir.string() + " committed, but removing older ones failed: " + e.what());
+      }
     }, std::chrono::hours(4));
   } catch (const std::exception& e) {
     fail(e.what());
   }
   last_ = f->final_dir.string();
   log::info("checkpoint " + last_);
+  if (injected_short_writes() > 0) log::info(cat("short writes completed so far: ", injected_short_writes()));
+}
+
+// Retention, after a commit: this one and the newest keep_last - 1 older sound ones. Newer ones
+// (left by a run resumed from an earlier step) and unsound ones are never deleted here. A folder
+// is renamed .step_X.deleting before it is removed, so a crash in the middle of the removal
+// never leaves a step_X folder with part of its files (clean_interrupted_saves finishes it).
+void CheckpointWriter::prune(int64_t committed_step) {
+  std::vector<std::string> older;
+  for (const auto& [step, path] : complete_checkpoints(opts_.run_dir))
+    if (step < committed_step && structurally_sound(path)) older.push_back(path);
+  const size_t keep = static_cast<size_t>(std::max<int64_t>(opts_.keep_last - 1, 0));
+  for (size_t i = 0; i + keep < older.size(); ++i) {
+    const fs::path dir(older[i]);
+    const fs::path doomed = dir.parent_path() / ("." + dir.filename().string() + ".deleting");
+    fs::remove_all(doomed);
+    fs::rename(dir, doomed);
+    fsync_path(dir.parent_path().string());
+    fs::remove_all(doomed);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -287,7 +332,7 @@ void CheckpointWriter::commit() {
 void clean_interrupted_saves(const std::string& run_dir) {
   const fs::path root = ckpt_root(run_dir);
   if (!fs::is_directory(root)) return;
-  static const std::regex leftover(R"(\.(step_[0-9]{8,})\.(partial|old))");
+  static const std::regex leftover(R"(\.(step_[0-9]{8,})\.(partial|old|deleting))");
   for (const auto& e : fs::directory_iterator(root)) {
     std::smatch m;
     const std::string name = e.path().filename().string();
@@ -298,7 +343,7 @@ void clean_interrupted_saves(const std::string& run_dir) {
       log::warn("put back " + final_dir.string() + " (a save of the same step was interrupted)");
     } else {
       fs::remove_all(e.path());
-      log::info("removed " + e.path().string() + " (left by an interrupted save)");
+      log::info("removed " + e.path().string() + " (left by an interrupted save or removal)");
     }
   }
 }
@@ -325,22 +370,42 @@ std::optional<std::string> latest_checkpoint(const std::string& run_dir) {
 }
 
 namespace {
-// Collective: every rank checks its share of the files; the problems found by all.
-std::vector<std::string> verify_collectively(Distributed& dist, const std::string& dir) {
+// Collective: every rank checks its share of the files. The problems found by all ranks, and
+// whether any is a system error (a file that could not be read: says nothing of the checkpoint).
+struct Verdict {
+  std::vector<std::string> problems;
+  bool unreadable = false;
+};
+Verdict verify_collectively(Distributed& dist, const std::string& dir) {
   std::string local;
+  bool io = false;
   try {
-    for (const auto& p : verify_files(dir, dist.rank(), dist.world())) local += p + "\n";
+    for (const auto& p : verify_files(dir, dist.rank(), dist.world(), &io)) local += p + "\n";
     if (local.empty()) CheckpointFiles{dir};  // the pieces cover the state
   } catch (const std::exception& e) {
     local = std::string(e.what()) + "\n";
   }
+  Verdict v;
   std::set<std::string> seen;
-  std::vector<std::string> out;
-  for (const auto& text : dist.allgather_string(local)) {
-    std::istringstream in(text);
+  for (const auto& text : dist.allgather_string((io ? "E" : "C") + local)) {
+    v.unreadable = v.unreadable || text[0] == 'E';
+    std::istringstream in(text.substr(1));
     for (std::string line; std::getline(in, line);)
-      if (!line.empty() && seen.insert(line).second) out.push_back(line);
+      if (!line.empty() && seen.insert(line).second) v.problems.push_back(line);
   }
+  return v;
+}
+
+// Folders set aside by an earlier fallback (step_X.corrupt, step_X.corrupt-2, ...).
+std::vector<std::string> set_aside(const std::string& run_dir) {
+  std::vector<std::string> out;
+  const fs::path root = ckpt_root(run_dir);
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) return out;
+  static const std::regex pattern(R"(step_[0-9]{8,}\.corrupt(-[0-9]+)?)");
+  for (const auto& e : fs::directory_iterator(root, ec))
+    if (std::regex_match(e.path().filename().string(), pattern)) out.push_back(e.path().string());
+  std::sort(out.begin(), out.end());
   return out;
 }
 }  // namespace
@@ -358,9 +423,9 @@ std::vector<std::string> verify_checkpoint(const std::string& dir) {
 std::string choose_resume(Distributed& dist, const std::string& run_dir, const std::string& resume) {
   if (resume == "never") return "";
   if (resume != "auto") {
-    const auto problems = verify_collectively(dist, resume);
-    if (!problems.empty())
-      throw std::runtime_error("checkpoint.resume = " + resume + " failed verification:\n  " + join_lines(problems) +
+    const Verdict v = verify_collectively(dist, resume);
+    if (!v.problems.empty())
+      throw std::runtime_error("checkpoint.resume = " + resume + " failed verification:\n  " + join_lines(v.problems) +
                                "\nresume from another checkpoint (or checkpoint.resume=auto to take the newest sound one)");
     return resume;
   }
@@ -373,20 +438,32 @@ std::string choose_resume(Distributed& dist, const std::string& run_dir, const s
   const auto candidates = complete_checkpoints(run_dir);
   std::vector<std::string> refused;
   for (auto it = candidates.rbegin(); it != candidates.rend(); ++it) {
-    const auto problems = verify_collectively(dist, it->second);
-    if (problems.empty()) {
+    const Verdict v = verify_collectively(dist, it->second);
+    if (v.problems.empty()) {
       if (!refused.empty()) log::warn("resuming from " + it->second + ", the newest checkpoint that passed verification");
       return it->second;
     }
-    log::warn("checkpoint " + it->second + " failed verification, falling back to the previous one:\n  " + join_lines(problems) +
-              "\n  (renamed " + it->second + ".corrupt; it is kept, never loaded or counted)");
+    // A file that could not be read (a flaky mount, permissions) says nothing of the checkpoint:
+    // stop, set nothing aside.
+    if (v.unreadable)
+      throw std::runtime_error("checkpoint " + it->second + " could not be read:\n  " + join_lines(v.problems) +
+                               "\nnothing was changed; fix the filesystem and run again");
+    // Rank 0 sets it aside under a name no other folder has; every rank learns how that went.
+    std::string aside = it->second + ".corrupt";
+    for (int n = 2; fs::exists(aside); ++n) aside = it->second + ".corrupt-" + std::to_string(n);
+    log::warn("checkpoint " + it->second + " failed verification, falling back to the previous one:\n  " + join_lines(v.problems) +
+              "\n  (renamed " + aside + "; it is kept, never loaded or counted)");
+    dist.run_on_main([&] { fs::rename(it->second, aside); }, std::chrono::minutes(10));
     refused.push_back(it->second);
-    if (dist.is_main()) fs::rename(it->second, it->second + ".corrupt");
-    dist.barrier();
   }
   if (!refused.empty())
     throw std::runtime_error("every checkpoint under " + ckpt_root(run_dir).string() +
                              " failed verification (see above); set checkpoint.resume=never to start over");
+  // None to resume: refuse to start over silently while a corrupt one is kept aside.
+  if (const auto aside = set_aside(run_dir); !aside.empty())
+    throw std::runtime_error("no sound checkpoint under " + ckpt_root(run_dir).string() + ", but " +
+                             std::to_string(aside.size()) + " set aside as corrupt (" + aside.back() +
+                             "); set checkpoint.resume=never to start over, or move them away");
   return "";
 }
 
@@ -437,8 +514,17 @@ TrainerState load_checkpoint(const std::string& dir, Distributed& dist, LlamaFor
 // ---------------------------------------------------------------------------------------------
 // Export
 
+namespace {
+void require_sound(const std::string& dir) {
+  const auto problems = verify_files(dir, 0, 1);
+  if (!problems.empty())
+    throw std::runtime_error(dir + " failed verification:\n  " + join_lines(problems) + "\npick another checkpoint");
+}
+}  // namespace
+
 LlamaForCausalLM load_model_or_checkpoint(const std::string& dir, const LoadOptions& opts) {
   if (!fs::is_regular_file(fs::path(dir) / kManifestFile)) return load_pretrained(dir, opts);
+  require_sound(dir);
   const CheckpointFiles files(dir);
   LlamaForCausalLM model(load_config((fs::path(dir) / "config.json").string()));
   model->to(opts.device, opts.dtype);
@@ -449,6 +535,7 @@ LlamaForCausalLM load_model_or_checkpoint(const std::string& dir, const LoadOpti
 
 void export_checkpoint(const std::string& checkpoint_dir, const std::string& out_dir, uint64_t max_shard_bytes,
                        at::ScalarType dtype) {
+  require_sound(checkpoint_dir);
   const CheckpointFiles files(checkpoint_dir);
   LlamaConfig hf = hf_loadable(load_config((fs::path(checkpoint_dir) / "config.json").string()));
   std::vector<st::TensorView> views;

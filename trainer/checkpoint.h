@@ -18,7 +18,8 @@
 // this rank's share of the state until it is written.
 //
 // Test hooks (ROPEX_FAULT_INJECT): kill-in-checkpoint:STEP (SIGKILL on rank 0 after the shards are
-// written, before the commit), storage faults (trainer/checkpoint_io.h).
+// written, before the commit), slow-writer:MS (each save's writing takes MS ms longer), storage
+// faults (trainer/checkpoint_io.h).
 #pragma once
 #include "data/loader.h"
 #include "models/hf_checkpoint.h"
@@ -73,7 +74,9 @@ class CheckpointWriter {
 
  private:
   struct InFlight;
+  void snapshot(InFlight& f);
   void commit();
+  void prune(int64_t committed_step);
   Distributed& dist_;
   CheckpointOptions opts_;
   std::unique_ptr<InFlight> flight_;

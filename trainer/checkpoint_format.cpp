@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 namespace ropex {
 namespace fs = std::filesystem;
@@ -84,7 +85,9 @@ Manifest manifest_from_json(const nlohmann::json& j, const std::string& path) {
     }
     m.tensors[key] = dims;
   }
+  if (m.tensors.empty()) bad(path, "'tensors' lists no state tensor");
   if (!j.contains("files") || !j["files"].is_array()) bad(path, "'files' must be an array");
+  std::set<std::string> names;
   for (const auto& f : j["files"]) {
     if (!f.is_object() || !f.contains("name") || !f["name"].is_string() || !plain_file_name(f["name"].get<std::string>()))
       bad(path, "every entry of 'files' needs a plain file 'name'");
@@ -93,10 +96,16 @@ Manifest manifest_from_json(const nlohmann::json& j, const std::string& path) {
     const std::string h = f.value("xxh3", "");
     if (h.size() != 16 || h.find_first_not_of("0123456789abcdef") != std::string::npos)
       bad(path, "files['" + name + "'].xxh3 must be 16 lowercase hex digits");
-    for (const auto& seen : m.files)
-      if (seen.name == name) bad(path, "file '" + name + "' listed twice");
+    if (!names.insert(name).second) bad(path, "file '" + name + "' listed twice");
     m.files.push_back({name, f["bytes"].get<uint64_t>(), h});
   }
+  std::vector<std::string> required = {"trainer_state.json", "config.json", "run_config.json"};
+  for (int r = 0; r < m.world; ++r) {
+    required.push_back(rank_state_file(r));
+    required.push_back(shard_file_name(r, m.world));
+  }
+  for (const auto& name : required)
+    if (!names.count(name)) bad(path, "'files' lacks " + name + " (every checkpoint of " + std::to_string(m.world) + " ranks has it)");
   return m;
 }
 
@@ -152,6 +161,10 @@ void CheckpointFiles::open_format2() {
   const fs::path mpath = fs::path(dir_) / kManifestFile;
   manifest_ = manifest_from_json(read_json(mpath), mpath.string());
   trainer_state_ = read_json(fs::path(dir_) / "trainer_state.json");
+  if (!trainer_state_.is_object() || trainer_state_.value("step", int64_t{-1}) != manifest_.step ||
+      trainer_state_.value("world_size", -1) != manifest_.world)
+    bad(dir_, "trainer_state.json's step and world_size differ from manifest.json's (" + std::to_string(manifest_.step) + ", " +
+                  std::to_string(manifest_.world) + ")");
   for (const auto& f : manifest_.files)
     if (f.name.rfind("shard-", 0) == 0 && f.name.size() > 12 && f.name.substr(f.name.size() - 12) == ".safetensors")
       index_file(f.name, false);
@@ -193,7 +206,8 @@ void CheckpointFiles::index_file(const std::string& name, bool format1_weights) 
   }
 }
 
-std::vector<std::string> verify_files(const std::string& dir, int rank, int world) {
+std::vector<std::string> verify_files(const std::string& dir, int rank, int world, bool* unreadable) {
+  if (unreadable) *unreadable = false;
   const fs::path mpath = fs::path(dir) / kManifestFile;
   if (!fs::is_regular_file(mpath)) {
     if (fs::is_regular_file(fs::path(dir) / "COMPLETE")) return {};  // format 1
@@ -202,8 +216,10 @@ std::vector<std::string> verify_files(const std::string& dir, int rank, int worl
   const Manifest m = manifest_from_json(read_json(mpath), mpath.string());
   std::vector<std::string> problems;
   for (size_t i = static_cast<size_t>(rank); i < m.files.size(); i += static_cast<size_t>(world)) {
-    std::string p = verify_file(dir, m.files[i]);
+    bool io = false;
+    std::string p = verify_file(dir, m.files[i], &io);
     if (!p.empty()) problems.push_back(std::move(p));
+    if (io && unreadable) *unreadable = true;
   }
   return problems;
 }

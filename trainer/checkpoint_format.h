@@ -44,7 +44,9 @@ struct Manifest {
   std::vector<FileRecord> files;                        // every file but the manifest
 };
 nlohmann::json manifest_to_json(const Manifest& m);
-// Validated (untrusted input): throws naming the file and the key.
+// Validated (untrusted input): throws naming the file and the key. Besides the types, a manifest
+// must list state tensors and the files every checkpoint has (trainer_state.json, config.json,
+// run_config.json, and rank_R.json and the shard of every rank R < world_size), each once.
 Manifest manifest_from_json(const nlohmann::json& j, const std::string& path);
 
 // Bytes of one rank's shard file for these pieces (header included).
@@ -91,7 +93,9 @@ class CheckpointFiles {
 // The files of `dir`'s manifest that `rank` verifies (every world-th, from `rank`), checked for size
 // and checksum without opening them as tensors (so a truncated file is reported as such); returns
 // the problems found, each naming its file. Format 1 has no checksums: nothing to check.
-std::vector<std::string> verify_files(const std::string& dir, int rank, int world);
+// *unreadable is set when a problem is a system error (a file that could not be read), not a
+// difference from the manifest.
+std::vector<std::string> verify_files(const std::string& dir, int rank, int world, bool* unreadable = nullptr);
 
 // Whether `dir` holds a complete checkpoint of either format (its completion mark exists).
 bool is_complete_checkpoint(const std::string& dir);

@@ -5,10 +5,12 @@
 #include <xxhash.h>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -28,6 +30,7 @@ struct Faults {
   int err = 0;             // ENOSPC or EIO on a write
   bool fsync_err = false;  // EIO on an fsync
   bool no_space = false;   // the free-space check sees 0 bytes available
+  bool manifest = false;   // ENOSPC on writing manifest.json
   int64_t step = -1, nth = 1;
   Faults() {
     const char* f = std::getenv("ROPEX_FAULT_INJECT");
@@ -44,6 +47,7 @@ struct Faults {
     else if (k == "EIO") err = EIO;
     else if (k == "EIO-fsync") fsync_err = true;
     else if (k == "FREE") no_space = true;
+    else if (k == "ENOSPC-manifest") manifest = true;
     step = st;
     nth = n;
   }
@@ -54,6 +58,7 @@ const Faults& faults() {
 }
 int64_t g_step = -2;   // the save being written
 int64_t g_writes = 0;  // writes and fsyncs of it so far (this process)
+std::atomic<int64_t> g_short_writes{0};
 
 // Whether the next write or fsync of this save is the one to fail; sets errno.
 bool injected(bool is_fsync) {
@@ -65,6 +70,8 @@ bool injected(bool is_fsync) {
 }
 
 }  // namespace
+
+int64_t injected_short_writes() { return g_short_writes.load(); }
 
 void set_fault_context(int64_t step) {
   g_step = step;
@@ -99,8 +106,13 @@ void CheckedFile::write(const void* data, uint64_t n) {
   const char* p = static_cast<const char*>(data);
   while (n > 0) {
     size_t ask = static_cast<size_t>(std::min<uint64_t>(n, 1u << 30));
-    if (faults().short_writes && ask > 1) ask /= 2;
-    const ssize_t w = injected(false) ? -1 : ::write(fd_, p, ask);
+    if (faults().short_writes && ask > 1) {
+      ask /= 2;
+      ++g_short_writes;
+    }
+    const bool manifest_fault = faults().manifest && g_step == faults().step && name_ == "manifest.json";
+    if (manifest_fault) errno = ENOSPC;
+    const ssize_t w = manifest_fault || injected(false) ? -1 : ::write(fd_, p, ask);
     if (w < 0 && errno == EINTR) continue;
     if (w < 0) throw StorageError("writing " + path_ + ": " + reason(errno));
     if (w == 0) throw StorageError("writing " + path_ + ": the device accepted no bytes (full?)");
@@ -131,40 +143,53 @@ FileRecord write_checked(const std::string& path, const std::string& record_name
   return f.finish();
 }
 
+namespace {
+struct ReadFd {  // closes on every path
+  int fd;
+  explicit ReadFd(const std::string& path) : fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) {}
+  ~ReadFd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+}  // namespace
+
 FileRecord copy_checked(const std::string& src, const std::string& dst, const std::string& record_name) {
-  const int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
-  if (in < 0) throw StorageError("cannot open " + src + ": " + reason(errno));
+  const ReadFd in(src);
+  if (in.fd < 0) throw StorageError("cannot open " + src + ": " + reason(errno));
   CheckedFile out(dst, record_name);
   std::vector<char> buf(1 << 20);
   for (;;) {
-    const ssize_t r = ::read(in, buf.data(), buf.size());
+    const ssize_t r = ::read(in.fd, buf.data(), buf.size());
     if (r < 0 && errno == EINTR) continue;
-    if (r < 0) {
-      const int err = errno;
-      ::close(in);
-      throw StorageError("reading " + src + ": " + reason(err));
-    }
+    if (r < 0) throw StorageError("reading " + src + ": " + reason(errno));
     if (r == 0) break;
     out.write(buf.data(), static_cast<uint64_t>(r));
   }
-  ::close(in);
   return out.finish();
 }
 
-std::string verify_file(const std::string& dir, const FileRecord& expected) {
+std::string verify_file(const std::string& dir, const FileRecord& expected, bool* unreadable) {
   const std::string path = (std::filesystem::path(dir) / expected.name).string();
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return path + ": cannot open (" + reason(errno) + ")";
+  if (unreadable) *unreadable = false;
+  const ReadFd in(path);
+  struct stat st {};
+  if (in.fd < 0 || ::fstat(in.fd, &st) != 0) {
+    if (unreadable) *unreadable = errno != ENOENT;  // a missing file is a checkpoint's defect
+    return path + ": cannot open (" + reason(errno) + ")";
+  }
+  if (!S_ISREG(st.st_mode)) return path + ": not a regular file";
   XXH3_state_t state;
   XXH3_64bits_reset(&state);
   std::vector<char> buf(8 << 20);
   uint64_t total = 0;
   off_t dropped = 0;
   std::string problem;
-  for (;;) {
-    const ssize_t r = ::read(fd, buf.data(), buf.size());
+  while (total <= expected.bytes) {  // one byte past the record tells a longer file
+    const size_t ask = static_cast<size_t>(std::min<uint64_t>(buf.size(), expected.bytes + 1 - total));
+    const ssize_t r = ::read(in.fd, buf.data(), ask);
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) {
+      if (unreadable) *unreadable = true;
       problem = path + ": read error (" + reason(errno) + ")";
       break;
     }
@@ -172,16 +197,15 @@ std::string verify_file(const std::string& dir, const FileRecord& expected) {
     XXH3_64bits_update(&state, buf.data(), static_cast<size_t>(r));
     total += static_cast<uint64_t>(r);
     if (static_cast<off_t>(total) - dropped >= (off_t{64} << 20)) {  // keep the page cache from filling with it
-      ::posix_fadvise(fd, dropped, static_cast<off_t>(total) - dropped, POSIX_FADV_DONTNEED);
+      ::posix_fadvise(in.fd, dropped, static_cast<off_t>(total) - dropped, POSIX_FADV_DONTNEED);
       dropped = static_cast<off_t>(total);
     }
   }
-  ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-  ::close(fd);
+  ::posix_fadvise(in.fd, 0, 0, POSIX_FADV_DONTNEED);
   if (!problem.empty()) return problem;
   if (total != expected.bytes)
-    return path + ": " + std::to_string(total) + " bytes, the manifest records " + std::to_string(expected.bytes) +
-           " (truncated or overwritten)";
+    return path + ": " + (total > expected.bytes ? "more than " : "") + std::to_string(total) +
+           " bytes, the manifest records " + std::to_string(expected.bytes) + " (truncated or overwritten)";
   const std::string h = xxh3_hex(XXH3_64bits_digest(&state));
   if (h != expected.xxh3) return path + ": checksum xxh3 " + h + " differs from the manifest's " + expected.xxh3 + " (corrupt)";
   return "";

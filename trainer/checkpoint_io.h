@@ -12,6 +12,7 @@
 //                               step STEP fails with ERR (ENOSPC | EIO), or its fsync with EIO when
 //                               ERR is EIO-fsync, or the free-space check finds none when ERR
 //                               is FREE
+//   storage-fault:ENOSPC-manifest:STEP   the commit's manifest.json write fails (rank 0's phase)
 //   short-writes                every write() is asked for at most half of what is left (the loop
 //                               must still write every byte)
 #pragma once
@@ -61,9 +62,14 @@ FileRecord write_checked(const std::string& path, const std::string& record_name
 // Copies `src` into a checked file.
 FileRecord copy_checked(const std::string& src, const std::string& dst, const std::string& record_name);
 
-// Reads the file through in bounded blocks (the page cache is told to drop them) and returns "" if
-// its size and checksum match the record, else what is wrong, naming the file.
-std::string verify_file(const std::string& dir, const FileRecord& expected);
+// Reads the file through in bounded blocks (the page cache is told to drop them; never more than
+// the recorded size + 1 bytes) and returns "" if it is a regular file whose size and checksum match
+// the record, else what is wrong, naming the file. *unreadable is set when the file could not be
+// opened or read (a system error, which says nothing of its contents) rather than found different.
+std::string verify_file(const std::string& dir, const FileRecord& expected, bool* unreadable = nullptr);
+
+// Short writes the short-writes injection has made this process complete (for its test).
+int64_t injected_short_writes();
 
 // Throws StorageError when the filesystem holding `dir` has fewer than `needed` bytes available.
 void require_free_space(const std::string& dir, uint64_t needed, const std::string& what);

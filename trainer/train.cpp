@@ -322,7 +322,12 @@ TrainSummary train(const RunConfig& cfg, const nlohmann::json& resolved) {
                                       .writer_idle = checkpoints.idle()});
     if (state.step == first_step && job.env.world > 1) log::info(job.opt->reduction_summary());
     checkpoints.commit_if_all_written(o.writers_idle);  // an async save finished on every rank
-    account_nonfinite(job, o, checkpoints.last_committed());
+    try {
+      account_nonfinite(job, o, checkpoints.last_committed());
+    } catch (...) {  // agreed on every rank: an async save still being written is committed first
+      checkpoints.finish();
+      throw;
+    }
     ++state.step;
     state.optimizer_steps = job.opt->steps();
     state.tokens_seen += step_tokens;
