@@ -199,6 +199,7 @@ void CheckpointWriter::save(const DataParallelOptimizer& opt, const Loader& load
   // go in commit(), on this thread (pinned host memory is best freed where CUDA is current).
   auto write = [this, fp = f.get()] {
     try {
+      if (const int ms = slow_writer_ms(); ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
       const int rank = dist_.rank();
       fp->records.push_back(write_shard((fp->partial / shard_file_name(rank, dist_.world())).string(),
                                         shard_file_name(rank, dist_.world()), fp->pieces));
@@ -210,7 +211,6 @@ void CheckpointWriter::save(const DataParallelOptimizer& opt, const Loader& load
         if (!opts_.tokenizer_model.empty() && fs::is_regular_file(opts_.tokenizer_model))
           fp->records.push_back(copy_checked(opts_.tokenizer_model, (fp->partial / "tokenizer.model").string(), "tokenizer.model"));
       }
-      if (const int ms = slow_writer_ms(); ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
     } catch (const std::exception& e) {
       fp->error = e.what();
     }
