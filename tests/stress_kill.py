@@ -51,7 +51,7 @@ def setup(ropex, work):
   "data": {{"store": "{work}/store", "train_len": 32}},
   "rope": {{"type": "linear", "target_len": 128}}, "sampler": {{"name": "cream", "cream_mode": "relativity"}},
   "optim": {{"lr": 3e-3, "weight_decay": 0.01}},
-  "schedule": {{"type": "cosine", "warmup_steps": 2, "steps": 40}},
+  "schedule": {{"type": "cosine", "warmup_steps": 2, "steps": 80}},
   "batch": {{"micro_batch_size": 1, "grad_accum": 2}},
   "distributed": {{"zero_stage": 1, "bucket_mb": 0.01, "timeout_s": 20}},
   "checkpoint": {{"every": 1, "keep_last": 2}},
@@ -105,10 +105,10 @@ def main():
     for p in launch(ropex, work, straight, []):
         if p.wait() != 0:
             sys.exit("the uninterrupted run failed: see " + straight + ".rank0.log")
-    reference = export(ropex, f"{straight}/checkpoints/step_00000040", f"{work}/export_straight")
+    reference = export(ropex, f"{straight}/checkpoints/step_00000080", f"{work}/export_straight")
 
     run = f"{work}/run"
-    corrupt = lost = finished = 0
+    corrupt = lost = finished = during = 0
     newest = ""
     for k in range(a.kills):
         extra = ["--set", "checkpoint.async=true"] if random.random() < 0.5 else []
@@ -121,6 +121,7 @@ def main():
             if staggered and i == 0:
                 time.sleep(random.uniform(0.001, 0.05))
         codes = [p.wait() for p in procs]
+        during += any(c != 0 for c in codes)  # killed while the job ran (not after it had ended)
         present = checkpoints(run)
         bad = []
         for c in present:
@@ -140,7 +141,7 @@ def main():
               f"checkpoints {present[-2:] if present else '[]'}" + ("".join("\n  CORRUPT " + b for b in bad)), flush=True)
         if all(c == 0 for c in codes):  # it reached the end before the kill: start another run
             finished += 1
-            got = export(ropex, f"{run}/checkpoints/step_00000040", f"{work}/export_{finished}")
+            got = export(ropex, f"{run}/checkpoints/step_00000080", f"{work}/export_{finished}")
             if got != reference:
                 sys.exit(f"FAIL: run {finished} ended with other weights than the uninterrupted run")
             shutil.rmtree(run)
@@ -151,8 +152,8 @@ def main():
     for p in launch(ropex, work, run, []):  # let it finish
         if p.wait() != 0:
             sys.exit("the final resume failed: see " + run + ".rank0.log")
-    same = export(ropex, f"{run}/checkpoints/step_00000040", f"{work}/export_final") == reference
-    print(f"{a.kills} kills ({finished} runs reached the end between kills): {corrupt} corrupt checkpoints, "
+    same = export(ropex, f"{run}/checkpoints/step_00000080", f"{work}/export_final") == reference
+    print(f"{a.kills} kills, {during} of them while the job ran ({finished} runs reached the end first): {corrupt} corrupt checkpoints, "
           f"{lost} lost, final weights {'identical to' if same else 'DIFFERENT from'} the uninterrupted run")
     if not a.keep:
         shutil.rmtree(work)
