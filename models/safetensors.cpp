@@ -559,20 +559,26 @@ void SafetensorsFile::drop_pages(const void* p, size_t n) const {
 // -------------------------------------------------------------------------------------------------
 // writing
 
-std::string encode_header(const std::vector<TensorView>& tensors, const std::map<std::string, std::string>& extra_metadata) {
-  const std::string ctx = "safetensors header";
+namespace {
+std::string encode_header_in(const std::vector<TensorView>& tensors, const std::map<std::string, std::string>& extra_metadata,
+                             const std::string& ctx) {
   const std::vector<uint64_t> sizes = check_views(tensors, ctx, false);
   const std::string header = build_header(tensors, sizes, extra_metadata, ctx);
   std::string out(8, '\0');
   for (int i = 0; i < 8; ++i) out[i] = static_cast<char>(uint64_t(header.size()) >> (8 * i));
   return out + header;
 }
+}  // namespace
+
+std::string encode_header(const std::vector<TensorView>& tensors, const std::map<std::string, std::string>& extra_metadata) {
+  return encode_header_in(tensors, extra_metadata, "safetensors header");
+}
 
 void write_file_streamed(const std::string& path, const std::vector<TensorView>& tensors, const TensorSource& source,
                          const std::map<std::string, std::string>& extra_metadata) {
   const std::string ctx = "writing " + file_ctx(path);
   const std::vector<uint64_t> sizes = check_views(tensors, ctx, false);
-  const std::string header = encode_header(tensors, extra_metadata);
+  const std::string header = encode_header_in(tensors, extra_metadata, ctx);
   AtomicFile f(path);
   f.write(header.data(), header.size());
   for (size_t i = 0; i < tensors.size(); ++i) {
