@@ -25,16 +25,6 @@ namespace {
 
 fs::path ckpt_root(const std::string& run_dir) { return fs::path(run_dir) / "checkpoints"; }
 
-nlohmann::json read_json_file(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error(path.string() + ": cannot open");
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw std::runtime_error(path.string() + ": not valid JSON: " + e.what());
-  }
-}
-
 // The model facts a resume must agree on.
 nlohmann::json shape_of(const LlamaConfig& c) {
   nlohmann::json j = config_to_json(c, {.legacy_linear = false, .with_rope_parameters = false});

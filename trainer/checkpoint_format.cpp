@@ -18,7 +18,9 @@ bool plain_file_name(const std::string& f) {
   return !f.empty() && f != "." && f != ".." && f.find('/') == std::string::npos && f.find('\\') == std::string::npos;
 }
 
-nlohmann::json read_json(const fs::path& path) {
+}  // namespace
+
+nlohmann::json read_json_file(const fs::path& path) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error(path.string() + ": cannot open");
   try {
@@ -27,6 +29,8 @@ nlohmann::json read_json(const fs::path& path) {
     throw std::runtime_error(path.string() + ": not valid JSON: " + e.what());
   }
 }
+
+namespace {
 
 int64_t numel_of(const std::vector<int64_t>& shape) {
   int64_t n = 1;
@@ -159,8 +163,8 @@ CheckpointFiles::~CheckpointFiles() = default;
 
 void CheckpointFiles::open_format2() {
   const fs::path mpath = fs::path(dir_) / kManifestFile;
-  manifest_ = manifest_from_json(read_json(mpath), mpath.string());
-  trainer_state_ = read_json(fs::path(dir_) / "trainer_state.json");
+  manifest_ = manifest_from_json(read_json_file(mpath), mpath.string());
+  trainer_state_ = read_json_file(fs::path(dir_) / "trainer_state.json");
   if (!trainer_state_.is_object() || trainer_state_.value("step", int64_t{-1}) != manifest_.step ||
       trainer_state_.value("world_size", -1) != manifest_.world)
     bad(dir_, "trainer_state.json's step and world_size differ from manifest.json's (" + std::to_string(manifest_.step) + ", " +
@@ -172,7 +176,7 @@ void CheckpointFiles::open_format2() {
 
 void CheckpointFiles::open_format1() {
   format_ = 1;
-  trainer_state_ = read_json(fs::path(dir_) / "trainer_state.json");
+  trainer_state_ = read_json_file(fs::path(dir_) / "trainer_state.json");
   manifest_.step = trainer_state_.value("step", int64_t{0});
   manifest_.world = trainer_state_.value("world_size", 1);
   index_file("model.safetensors", true);
@@ -213,7 +217,7 @@ std::vector<std::string> verify_files(const std::string& dir, int rank, int worl
     if (fs::is_regular_file(fs::path(dir) / "COMPLETE")) return {};  // format 1
     return {dir + ": not a complete checkpoint (no " + kManifestFile + ")"};
   }
-  const Manifest m = manifest_from_json(read_json(mpath), mpath.string());
+  const Manifest m = manifest_from_json(read_json_file(mpath), mpath.string());
   std::vector<std::string> problems;
   for (size_t i = static_cast<size_t>(rank); i < m.files.size(); i += static_cast<size_t>(world)) {
     bool io = false;

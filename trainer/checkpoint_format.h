@@ -25,6 +25,7 @@
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -35,6 +36,8 @@ namespace ropex {
 inline constexpr const char* kManifestFile = "manifest.json";
 
 std::string shard_file_name(int rank, int world);  // shard-00000-of-00002.safetensors
+// One of a checkpoint's JSON files; throws naming it when it cannot be opened or parsed.
+nlohmann::json read_json_file(const std::filesystem::path& path);
 std::string rank_state_file(int rank);              // rank_0.json
 
 struct Manifest {
