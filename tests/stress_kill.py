@@ -102,9 +102,12 @@ def main():
     setup(ropex, work)
 
     straight = f"{work}/straight"
+    t0 = time.time()
     for p in launch(ropex, work, straight, []):
         if p.wait() != 0:
             sys.exit("the uninterrupted run failed: see " + straight + ".rank0.log")
+    whole = time.time() - t0  # an uninterrupted run, start-up included
+    startup = os.path.getctime(f"{straight}/metrics.jsonl") - t0  # to the first step's line
     reference = export(ropex, f"{straight}/checkpoints/step_00000080", f"{work}/export_straight")
 
     run = f"{work}/run"
@@ -113,7 +116,10 @@ def main():
     for k in range(a.kills):
         extra = ["--set", "checkpoint.async=true"] if random.random() < 0.5 else []
         procs = launch(ropex, work, run, extra)
-        time.sleep(random.uniform(0.05, 3.0))
+        # A moment while the job still runs: start-up (resume and verification included) plus the
+        # time the steps left would take.
+        left = 1 - (int(newest[5:]) if newest else 0) / 80
+        time.sleep(random.uniform(0.05, startup + (whole - startup) * left))
         staggered = random.random() < 0.25
         for i, p in enumerate(procs):
             if p.poll() is None:
