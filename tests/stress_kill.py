@@ -46,6 +46,8 @@ def setup(ropex, work):
         "--set", "num_key_value_heads=2", "--set", "max_position_embeddings=32"])
     sh([ropex, "prepare", "--tokenizer", f"{work}/tok.model", "--input", f"{work}/corpus.txt", "--output",
         f"{work}/store", "--txt-split", "blank_line"])
+    # The tiny setup's training config (as tests/train_fixture.h): lr and weight decay are what it
+    # trains with, not tolerances; every comparison here is exact (same arithmetic, same order).
     with open(f"{work}/run.json", "w") as f:
         f.write(f'''{{"model": {{"path": "{work}/model", "device": "cpu", "dtype": "float32"}},
   "data": {{"store": "{work}/store", "train_len": 32}},

@@ -119,7 +119,10 @@ TEST(Checkpoint, AnAsyncSaveWritesTheSameBytesAsASynchronousOne) {
             0)
       << read_text(async_run + ".rank0.log");
   const std::string log = read_text(async_run + ".rank0.log");
-  EXPECT_LT(log.find("step 3/8"), log.find("checkpoint " + ckpt(async_run, 2))) << "step 3 ran while step 2 was being written\n" << log;
+  const size_t step3 = log.find("step 3/8"), committed = log.find("checkpoint " + ckpt(async_run, 2));
+  ASSERT_NE(step3, std::string::npos) << log;
+  ASSERT_NE(committed, std::string::npos) << log;
+  EXPECT_LT(step3, committed) << "step 3 ran while step 2 was being written\n" << log;
   int compared = 0;
   for (int64_t step : {2, 4, 6, 8}) {
     ASSERT_TRUE(fs::exists(ckpt(async_run, step) + "/manifest.json")) << step;

@@ -41,6 +41,8 @@ struct TinySetup {
     rc = run("prepare --tokenizer " + (dir.path / "tok.model").string() + " --input " + (dir.path / "corpus.txt").string() +
              " --output " + store() + " --txt-split blank_line");
     if (rc != 0) throw std::runtime_error("prepare failed");
+    // The run config the end-to-end tests share: lr and weight decay are what the tiny model trains
+    // with (a loss that visibly falls in 8 steps), not tolerances; limits come from tests/tolerance.h.
     std::ofstream cfg(config());
     cfg << R"({"model": {"path": ")" << model() << R"(", "device": "cpu", "dtype": "float32"},
       "data": {"store": ")" << store() << R"(", "train_len": 32},

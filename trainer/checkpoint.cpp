@@ -112,7 +112,7 @@ struct CheckpointWriter::InFlight {
   int64_t step = 0;
   fs::path partial, final_dir;
   std::vector<StatePiece> pieces;  // live views (synchronous) or host copies (async)
-  std::string rank_state, trainer_state;
+  std::string rank_state, trainer_state, model_config, run_config;  // the JSON files' text
   std::thread thread;
   std::atomic<bool> done{false};
   std::vector<FileRecord> records;
@@ -152,7 +152,9 @@ void CheckpointWriter::save(const DataParallelOptimizer& opt, const Loader& load
   // 1. Sizes and free space, agreed; rank 0 prepares the folder meanwhile.
   uint64_t mine = shard_file_bytes(f->pieces) + f->rank_state.size() + 4096;
   if (dist_.is_main()) {
-    mine += f->trainer_state.size() + opts_.model_config.dump(2).size() + opts_.run_config.dump(2).size();
+    f->model_config = opts_.model_config.dump(2) + "\n";
+    f->run_config = opts_.run_config.dump(2) + "\n";
+    mine += f->trainer_state.size() + f->model_config.size() + f->run_config.size();
     std::error_code ec;
     if (!opts_.tokenizer_model.empty() && fs::is_regular_file(opts_.tokenizer_model, ec))
       mine += fs::file_size(opts_.tokenizer_model, ec);
@@ -195,9 +197,9 @@ void CheckpointWriter::save(const DataParallelOptimizer& opt, const Loader& load
                                         shard_file_name(rank, dist_.world()), fp->pieces));
       fp->records.push_back(write_checked((fp->partial / rank_state_file(rank)).string(), rank_state_file(rank), fp->rank_state));
       if (dist_.is_main()) {
-        fp->records.push_back(write_checked((fp->partial / "config.json").string(), "config.json", opts_.model_config.dump(2) + "\n"));
+        fp->records.push_back(write_checked((fp->partial / "config.json").string(), "config.json", fp->model_config));
         fp->records.push_back(write_checked((fp->partial / "trainer_state.json").string(), "trainer_state.json", fp->trainer_state));
-        fp->records.push_back(write_checked((fp->partial / "run_config.json").string(), "run_config.json", opts_.run_config.dump(2) + "\n"));
+        fp->records.push_back(write_checked((fp->partial / "run_config.json").string(), "run_config.json", fp->run_config));
         if (!opts_.tokenizer_model.empty() && fs::is_regular_file(opts_.tokenizer_model))
           fp->records.push_back(copy_checked(opts_.tokenizer_model, (fp->partial / "tokenizer.model").string(), "tokenizer.model"));
       }
@@ -366,15 +368,22 @@ struct Verdict {
   std::vector<std::string> problems;
   bool unreadable = false;
 };
-Verdict verify_collectively(Distributed& dist, const std::string& dir) {
-  std::string local;
-  bool io = false;
+// This rank's share of a verification: its files' checksums, then (when they pass) whether the
+// pieces cover the state. Never throws.
+std::vector<std::string> problems_of(const std::string& dir, int rank, int world, bool* unreadable) {
   try {
-    for (const auto& p : verify_files(dir, dist.rank(), dist.world(), &io)) local += p + "\n";
-    if (local.empty()) CheckpointFiles{dir};  // the pieces cover the state
+    std::vector<std::string> problems = verify_files(dir, rank, world, unreadable);
+    if (problems.empty()) CheckpointFiles{dir};
+    return problems;
   } catch (const std::exception& e) {
-    local = std::string(e.what()) + "\n";
+    return {e.what()};
   }
+}
+
+Verdict verify_collectively(Distributed& dist, const std::string& dir) {
+  bool io = false;
+  std::string local;
+  for (const auto& p : problems_of(dir, dist.rank(), dist.world(), &io)) local += p + "\n";
   Verdict v;
   std::set<std::string> seen;
   for (const auto& text : dist.allgather_string((io ? "E" : "C") + local)) {
@@ -400,15 +409,7 @@ std::vector<std::string> set_aside(const std::string& run_dir) {
 }
 }  // namespace
 
-std::vector<std::string> verify_checkpoint(const std::string& dir) {
-  try {
-    std::vector<std::string> problems = verify_files(dir, 0, 1);
-    if (problems.empty()) CheckpointFiles{dir};  // the pieces cover the state
-    return problems;
-  } catch (const std::exception& e) {
-    return {e.what()};
-  }
-}
+std::vector<std::string> verify_checkpoint(const std::string& dir) { return problems_of(dir, 0, 1, nullptr); }
 
 std::string choose_resume(Distributed& dist, const std::string& run_dir, const std::string& resume) {
   if (resume == "never") return "";

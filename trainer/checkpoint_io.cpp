@@ -91,13 +91,12 @@ struct CheckedFile::Hash {
 CheckedFile::CheckedFile(const std::string& path, std::string record_name) : path_(path), name_(std::move(record_name)) {
   fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd_ < 0) throw StorageError("cannot create " + path + ": " + reason(errno));
-  hash_ = new Hash;
+  hash_ = std::make_unique<Hash>();
   XXH3_64bits_reset(&hash_->state);
 }
 
 CheckedFile::~CheckedFile() {
   if (fd_ >= 0) ::close(fd_);
-  delete hash_;
 }
 
 void CheckedFile::write(const void* data, uint64_t n) {

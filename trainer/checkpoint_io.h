@@ -17,6 +17,7 @@
 //                               must still write every byte)
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -54,7 +55,7 @@ class CheckedFile {
   std::string path_, name_;
   int fd_ = -1;
   uint64_t bytes_ = 0;
-  Hash* hash_ = nullptr;
+  std::unique_ptr<Hash> hash_;
 };
 
 // Writes `text` as one checked file.

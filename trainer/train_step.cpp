@@ -42,23 +42,24 @@ StepOutcome train_step(LlamaForCausalLM& model, DataParallelOptimizer& opt, Load
   }
   opt.finish();
   at::Tensor grad_norm = opt.clip_grad_norm(in.grad_clip);
-  // The agreement: [global loss sum, ranks asked to stop, ranks still writing], then the norm (the
-  // same on every rank already) joins it for the one host read.
-  at::Tensor local_loss = loss_sum.clone();
+  // The agreement: [global loss sum, ranks asked to stop, ranks still writing] (a new tensor: this
+  // rank's loss_sum stays as it is), then the norm and the token count (the same on every rank
+  // already) join it for the one host read.
   at::Tensor ctl = at::cat({loss_sum, at::tensor({in.stop_requested ? 1.0 : 0.0, in.writer_idle ? 0.0 : 1.0},
                                                  at::kDouble).to(dev)});
   dist.allreduce_sum(ctl);
-  at::Tensor host = at::cat({ctl, grad_norm.to(at::kDouble).reshape({1})}).cpu();
+  const at::Tensor host = at::cat({ctl, grad_norm.to(at::kDouble).reshape({1}), total_tokens.to(at::kDouble)}).cpu();
+  const double* h = host.data_ptr<double>();
   StepOutcome out;
-  out.loss = host[0].item<double>() / static_cast<double>(total_tokens.item<float>());
-  out.stop_requested = host[1].item<double>() > 0;
-  out.writers_idle = host[2].item<double>() == 0;
-  out.grad_norm = host[3].item<double>();
+  out.loss = h[0] / h[4];
+  out.stop_requested = h[1] > 0;
+  out.writers_idle = h[2] == 0;
+  out.grad_norm = h[3];
   out.finite = std::isfinite(out.loss) && std::isfinite(out.grad_norm);
   if (out.finite) {
     opt.step(in.lr);
   } else {
-    out.local_finite = std::isfinite(local_loss.item<double>());  // only read on this rare path
+    out.local_finite = std::isfinite(loss_sum.item<double>());  // only read on this rare path
   }
   opt.zero_grad();
   return out;
@@ -68,15 +69,15 @@ std::optional<double> evaluate(LlamaForCausalLM& model, const std::vector<Batch>
                                Distributed& dist, const ForwardOptions& fo, const std::function<bool()>& stop) {
   torch::NoGradGuard ng;
   model->eval();
-  double sum = 0, count = 0;
+  // [loss sum, label count] accumulated on the device: the host reads only the stop flag per round.
+  at::Tensor acc = at::zeros({2}, at::TensorOptions().dtype(at::kDouble).device(dev));
   const size_t world = static_cast<size_t>(dist.world());
   // Rounds of one batch per rank (held-out docs sharded over ranks), the stop flag agreed after each.
   for (size_t first = 0; first < batches.size(); first += world) {
     if (const size_t i = first + static_cast<size_t>(dist.rank()); i < batches.size()) {
       const Batch& b = batches[i];
       LossResult l = causal_lm_loss(model->forward(b.input_ids.to(dev), b.position_ids.to(dev), fo), b.labels.to(dev));
-      sum += l.sum.item<double>();
-      count += static_cast<double>(l.count.item<int64_t>());
+      acc += at::stack({l.sum.to(at::kDouble), l.count.to(at::kDouble)});
     }
     at::Tensor flag = at::tensor({stop() ? 1.0 : 0.0}, at::kDouble).to(dev);
     dist.allreduce_sum(flag);
@@ -85,9 +86,8 @@ std::optional<double> evaluate(LlamaForCausalLM& model, const std::vector<Batch>
       return std::nullopt;
     }
   }
-  at::Tensor t = at::tensor({sum, count}, at::kDouble).to(dev);
-  dist.allreduce_sum(t);
-  t = t.cpu();
+  dist.allreduce_sum(acc);
+  const at::Tensor t = acc.cpu();
   model->train();
   return t[0].item<double>() / std::max(1.0, t[1].item<double>());
 }
