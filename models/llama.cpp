@@ -152,7 +152,8 @@ at::Tensor LlamaForCausalLMImpl::hidden_states(const at::Tensor& input_ids, cons
   for (size_t i = 0; i < model->layers->size(); ++i) {
     LayerKVCache* layer_cache = cache ? &cache->layers[i] : nullptr;
     auto* layer = model->layers[i]->as<LlamaDecoderLayer>();
-    if (opts.activation_checkpointing && !cache && at::GradMode::is_enabled() && h.requires_grad())
+    const bool recompute = opts.checkpoint_every > 0 && static_cast<int64_t>(i) % opts.checkpoint_every == 0;
+    if (recompute && !cache && at::GradMode::is_enabled() && h.requires_grad())
       h = CheckpointedLayer::apply(h, cos, sin, reinterpret_cast<int64_t>(layer), static_cast<int64_t>(opts.attention));
     else
       h = layer->forward(h, cos, sin, opts.attention, layer_cache);
@@ -178,15 +179,6 @@ void LlamaForCausalLMImpl::init_weights(uint64_t seed) {
     else fresh = at::normal(0.0, cfg_.initializer_range, p.sizes(), gen, at::kFloat);
     p.copy_(fresh);
   }
-}
-
-LossResult causal_lm_loss(const at::Tensor& logits, const at::Tensor& labels) {
-  const int64_t V = logits.size(-1), T = logits.size(1);
-  at::Tensor pred = logits.narrow(1, 0, T - 1).reshape({-1, V}).to(at::kFloat);  // [(B*(T-1)), V]
-  at::Tensor target = labels.narrow(1, 1, T - 1).reshape({-1});
-  at::Tensor sum = at::cross_entropy_loss(pred, target, {}, at::Reduction::Sum, /*ignore_index=*/-100);
-  at::Tensor count = target.ne(-100).sum();
-  return {sum / count.clamp_min(1), sum, count};
 }
 
 at::ScalarType parse_dtype_name(const std::string& n) {

@@ -73,11 +73,19 @@ struct LlamaModelImpl : torch::nn::Module {
 };
 TORCH_MODULE(LlamaModel);
 
+// The default loss chunk: 1024 rows of float32 logits are 128 MiB at a 32K vocabulary, 0.5 GiB at
+// Llama-3's 128K, while a [1024, H] x [H, V] product is still large enough to keep a GPU busy.
+constexpr int64_t kDefaultLossChunkTokens = 1024;
+
 struct ForwardOptions {
   AttentionBackend attention = AttentionBackend::sdpa;
-  // Recompute each decoder layer during backward instead of keeping its activations (training only;
-  // ignored under no-grad and with a KV cache). Gradients are those of the plain path.
-  bool activation_checkpointing = false;
+  // Activation checkpointing: every k-th decoder layer (layers 0, k, 2k, ...) is recomputed during
+  // backward instead of keeping its activations; 0 = none, 1 = every layer. Training only (ignored
+  // under no-grad and with a KV cache). Gradients are those of the plain path.
+  int64_t checkpoint_every = 0;
+  // Rows of logits made at a time by lm_loss (models/lm_loss.h); 0 = the full logits at once.
+  // forward() and hidden_states() do not read it.
+  int64_t loss_chunk_tokens = kDefaultLossChunkTokens;
   KVCache* cache = nullptr;  // when set: append this call's keys/values, attend to all cached ones
 };
 
@@ -103,17 +111,6 @@ struct LlamaForCausalLMImpl : torch::nn::Module {
   RopeParams rope_;  // static frequencies (or the init-time ones of a dynamic type)
 };
 TORCH_MODULE(LlamaForCausalLM);
-
-// Mean next-token cross entropy over positions whose label is not -100 (labels = input_ids,
-// shifted inside: logits[:, t] predicts labels[:, t+1]), computed in float32. Also returns the
-// summed loss and the count so callers can normalise across micro-batches and ranks. Everything
-// stays on the logits' device: no host synchronisation.
-struct LossResult {
-  at::Tensor mean;   // scalar float32
-  at::Tensor sum;    // scalar float32
-  at::Tensor count;  // scalar int64: labels that are not -100
-};
-LossResult causal_lm_loss(const at::Tensor& logits, const at::Tensor& labels);
 
 at::ScalarType parse_dtype_name(const std::string& name);  // float32|bfloat16|float16 (and fp32, bf16, fp16)
 std::string dtype_name(at::ScalarType t);

@@ -7,6 +7,7 @@
 #include "data/token_store.h"
 #include "data/tokenizer.h"
 #include "models/hf_checkpoint.h"
+#include "models/lm_loss.h"
 #include "test_util.h"
 #include "tests/tolerance.h"
 #include "trainer/eval.h"

@@ -5,6 +5,7 @@
 // rope config; bad configs and data fail with messages naming the key or file.
 #include "data/tokenizer.h"
 #include "models/hf_checkpoint.h"
+#include "models/lm_loss.h"
 #include "tests/test_util.h"
 #include "tests/tolerance.h"
 #include "tests/train_fixture.h"
@@ -14,6 +15,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 namespace ropex::test {
@@ -374,6 +376,41 @@ TEST(Configs, EveryShippedConfigParsesAndEveryKeyIsDocumented) {
   for (const auto& k : schema.keys()) EXPECT_NE(readme.str().find("`" + k + "`"), std::string::npos) << k << " undocumented";
 }
 
+// Which layers are checkpointed: each is one CheckpointedLayer node in the autograd graph.
+TEST(ActivationCheckpointing, EveryKthLayerIsRecomputed) {
+  LlamaConfig c;
+  c.vocab_size = 50;
+  c.hidden_size = 16;
+  c.intermediate_size = 24;
+  c.num_hidden_layers = 5;
+  c.num_attention_heads = 2;
+  c.num_key_value_heads = 1;
+  LlamaForCausalLM m(c);
+  m->init_weights(1);
+  at::Tensor ids = at::randint(0, 50, {1, 8}, at::kLong), pos = at::arange(8, at::kLong).unsqueeze(0);
+  auto checkpointed = [&](int64_t every) {
+    ForwardOptions fo;
+    fo.checkpoint_every = every;
+    at::Tensor loss = lm_loss(m, ids, pos, ids, fo).mean;
+    std::set<torch::autograd::Node*> seen;
+    std::vector<torch::autograd::Node*> todo{loss.grad_fn().get()};
+    int64_t n = 0;
+    while (!todo.empty()) {
+      torch::autograd::Node* node = todo.back();
+      todo.pop_back();
+      if (!node || !seen.insert(node).second) continue;
+      n += node->name().find("CheckpointedLayer") != std::string::npos;
+      for (const auto& e : node->next_edges()) todo.push_back(e.function.get());
+    }
+    return n;
+  };
+  EXPECT_EQ(checkpointed(0), 0);
+  EXPECT_EQ(checkpointed(1), 5);  // layers 0-4
+  EXPECT_EQ(checkpointed(2), 3);  // 0, 2, 4
+  EXPECT_EQ(checkpointed(3), 2);  // 0, 3
+  EXPECT_EQ(checkpointed(9), 1);  // 0
+}
+
 TEST(ActivationCheckpointing, GradientsEqualThePlainPath) {
   LlamaConfig c;
   c.vocab_size = 50;
@@ -385,19 +422,24 @@ TEST(ActivationCheckpointing, GradientsEqualThePlainPath) {
   LlamaForCausalLM m(c);
   m->init_weights(1);
   at::Tensor ids = at::randint(0, 50, {2, 24}, at::kLong), pos = at::arange(24, at::kLong).repeat({2, 1});
-  auto grads = [&](bool ckpt) {
+  auto grads = [&](int64_t every) {
     m->zero_grad();
     ForwardOptions fo;
-    fo.activation_checkpointing = ckpt;
+    fo.checkpoint_every = every;
+    fo.loss_chunk_tokens = 0;
     causal_lm_loss(m->forward(ids, pos, fo), ids).mean.backward();
     std::map<std::string, at::Tensor> g;
     for (auto& p : m->named_parameters()) g[p.key()] = p.value().grad().clone();
     return g;
   };
-  auto plain = grads(false), ckpt = grads(true);
-  // The recomputed forward is the same float32 arithmetic; only the order in which the backward
-  // accumulates into the gradients may change: at most the backward's own rounding.
-  for (auto& [k, v] : plain) EXPECT_LE(rel_err(ckpt.at(k), v), tol::llama_backward(c, 24, 2 * 24)) << k;
+  auto plain = grads(0);
+  // Every layer (1), layers 0 and 2 (2), layer 0 only (3): the recomputed forward is the same float32
+  // arithmetic; only the order in which the backward accumulates into the gradients may change: at
+  // most the backward's own rounding.
+  for (int64_t every : {1, 2, 3}) {
+    auto ckpt = grads(every);
+    for (auto& [k, v] : plain) EXPECT_LE(rel_err(ckpt.at(k), v), tol::llama_backward(c, 24, 2 * 24)) << "every " << every << ": " << k;
+  }
 }
 
 }  // namespace

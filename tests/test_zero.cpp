@@ -6,6 +6,7 @@
 // identically.
 // The multi-rank equalities (2 Gloo ranks, every stage) and ZeRO resume are in test_train.cpp.
 #include "models/llama.h"
+#include "models/lm_loss.h"
 #include "tests/test_util.h"
 #include "trainer/log.h"
 #include "trainer/shard_layout.h"

@@ -5,6 +5,7 @@
 // bench/compare.py can put them side by side: tokens/s, step time and its breakdown, peak GPU
 // memory, model FLOPs per token and MFU (formula in bench/FLOPS.md).
 #include "models/llama.h"
+#include "models/lm_loss.h"
 #include "trainer/cli.h"
 #include "trainer/commands.h"
 #include "trainer/device.h"
@@ -92,7 +93,10 @@ int cmd_bench(const Args& argv) {
       .option("breakdown-steps", "N", "extra steps timed phase by phase (synchronising between phases)", "3")
       .option("peak-tflops", "X", "peak dense TFLOP/s for MFU (default: H100/H200 bf16 989, H100 PCIe 756)")
       .option("out", "FILE", "append the JSON line to FILE")
-      .flag("ckpt", "activation checkpointing")
+      .option("loss-chunk", "N", "tokens per chunk of the lm_head + loss (0 = the full logits at once)",
+              std::to_string(kDefaultLossChunkTokens))
+      .option("ckpt-every", "K", "activation checkpointing of decoder layers 0, K, 2K, ... (0 = off unless --ckpt)", "0")
+      .flag("ckpt", "activation checkpointing of every decoder layer (--ckpt-every 1)")
       .flag("json", "print one JSON line");
   args.parse(argv);
   double peak_override = 0;  // checked before any work
@@ -116,13 +120,16 @@ int cmd_bench(const Args& argv) {
   cfg.max_position_embeddings = std::max(cfg.max_position_embeddings, T);
   const at::Device dev = parse_device(args.get("device"));
   const at::ScalarType dtype = parse_dtype_name(args.get("dtype"));
-  const bool ckpt = args.flag_set("ckpt");
+  const int64_t ckpt_every = args.get_int("ckpt-every") > 0 ? args.get_int("ckpt-every") : (args.flag_set("ckpt") ? 1 : 0);
+  const bool ckpt = ckpt_every > 0;
+  const int64_t loss_chunk = args.get_int("loss-chunk");
+  if (ckpt_every < 0 || loss_chunk < 0) throw UsageError("bench: --ckpt-every and --loss-chunk must be >= 0");
 
   // A --config shape is named by its file's stem, as bench/baseline_hf.py names it.
   const std::string shape_name = args.has("config") ? std::filesystem::path(args.get("config")).stem().string() : args.get("shape");
   nlohmann::json res = {{"impl", "ropex"}, {"shape", shape_name},
                         {"seq", T}, {"batch", B}, {"dtype", dtype_name(dtype)}, {"device", dev.is_cuda() ? "cuda" : "cpu"},
-                        {"ckpt", ckpt}, {"steps", steps}, {"optimizer", "ropex AdamW, float32 masters and moments"},
+                        {"ckpt", ckpt}, {"ckpt_every", ckpt_every}, {"loss_chunk", loss_chunk}, {"steps", steps}, {"optimizer", "ropex AdamW, float32 masters and moments"},
                         {"torch", TORCH_VERSION}, {"tokens_per_step", B * T}};
   std::string gpu;
 #ifdef ROPEX_BENCH_CUDA
@@ -149,7 +156,8 @@ int cmd_bench(const Args& argv) {
     res["params"] = n_params;
     ForwardOptions fo;
     fo.attention = parse_attention_backend(args.get("attention"));
-    fo.activation_checkpointing = ckpt;
+    fo.checkpoint_every = ckpt_every;
+    fo.loss_chunk_tokens = loss_chunk;
     const auto lopt = at::TensorOptions().dtype(at::kLong).device(dev);
     at::Tensor ids = at::randint(0, cfg.vocab_size, {B, T}, lopt);
     at::Tensor pos = at::arange(T, lopt).unsqueeze(0).expand({B, T});
@@ -159,7 +167,7 @@ int cmd_bench(const Args& argv) {
     at::Tensor last_loss;
     auto step = [&](double* f, double* b, double* o) {
       double t = f ? (sync(dev), now_s()) : 0;
-      LossResult l = causal_lm_loss(model->forward(ids, pos, fo), ids);
+      LossResult l = lm_loss(model, ids, pos, ids, fo);
       if (f) { sync(dev); *f += now_s() - t; t = now_s(); }
       opt->arm();
       l.mean.backward();

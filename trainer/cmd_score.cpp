@@ -2,6 +2,7 @@
 // window with BOS prepended (no striding: see `ropex eval` for sliding-window perplexity).
 #include "data/tokenizer.h"
 #include "models/hf_checkpoint.h"
+#include "models/lm_loss.h"
 #include "trainer/checkpoint.h"
 #include "trainer/cli.h"
 #include "trainer/commands.h"
@@ -61,8 +62,7 @@ int cmd_score(const Args& argv) {
   at::Tensor pos = at::arange(T, at::TensorOptions().dtype(at::kLong).device(lo.device)).unsqueeze(0);
   ForwardOptions fo;
   fo.attention = parse_attention_backend(args.get("attention"));
-  at::Tensor logits = model->forward(input, pos, fo);
-  LossResult loss = causal_lm_loss(logits, input);
+  LossResult loss = lm_loss(model, input, pos, input, fo);
   const double nll = loss.mean.item<double>();
   nlohmann::json out = {{"model", model_dir}, {"tokens", T}, {"predicted", loss.count.item<int64_t>()}, {"nll", nll},
                         {"ppl", std::exp(nll)}, {"dtype", dtype_name(lo.dtype)}, {"device", lo.device.str()},

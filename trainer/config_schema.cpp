@@ -194,6 +194,21 @@ void ConfigSchema::add(const std::string& key, bool* field, std::string doc) {
   });
 }
 
+void to_json(json& j, const EveryKth& e) {
+  if (e.every <= 1) j = e.every == 1;
+  else j = e.every;
+}
+
+void ConfigSchema::add(const std::string& key, EveryKth* field, std::string doc) {
+  bind(key, field, std::move(doc), "bool or int >= 0", [key](const json& v, const std::string& source) {
+    if (v.is_boolean()) return EveryKth{v.get<bool>() ? 1 : 0};
+    if (!v.is_number()) fail_type(source, key, "bool or int >= 0", v);
+    const int64_t k = to_int(v, source, key);
+    if (k < 0) fail(source, key, "must be true, false or an int >= 0 (every k-th), got " + number_text(k));
+    return EveryKth{k};
+  });
+}
+
 void ConfigSchema::add(const std::string& key, int64_t* field, std::string doc, std::optional<int64_t> min,
                        std::optional<int64_t> max) {
   bind(key, field, std::move(doc), with_range("int", min, max),

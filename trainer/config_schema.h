@@ -23,6 +23,13 @@
 
 namespace ropex {
 
+// Every k-th item (e.g. decoder layers): false or 0 = none, true or 1 = all, an integer k >= 2 =
+// items 0, k, 2k, ... Written back as false / true / k.
+struct EveryKth {
+  int64_t every = 0;
+};
+void to_json(nlohmann::json& j, const EveryKth& e);
+
 // A user error in a config document, file or override.
 class ConfigError : public std::runtime_error {
  public:
@@ -43,6 +50,7 @@ class ConfigSchema {
   void add(const std::string& key, std::string* field, std::string doc,
            std::vector<std::string> allowed = {});
   void add(const std::string& key, std::vector<int64_t>* field, std::string doc);
+  void add(const std::string& key, EveryKth* field, std::string doc);
   // Free-form JSON object (or null), e.g. an HF rope_scaling dict; passed through.
   void add(const std::string& key, nlohmann::json* field, std::string doc);
 

@@ -2,6 +2,7 @@
 
 #include "data/token_store.h"
 #include "models/hf_checkpoint.h"
+#include "models/lm_loss.h"
 #include "trainer/checkpoint.h"
 #include "trainer/log.h"
 
@@ -23,7 +24,6 @@ namespace {
 using json = nlohmann::json;
 namespace fs = std::filesystem;
 
-constexpr int64_t kLossChunk = 2048;  // positions whose logits exist at once when scoring
 
 // One unit of evaluation work; run() returns a JSON object with the item's raw numbers.
 struct Item {
@@ -64,7 +64,7 @@ at::Tensor positions(int64_t begin, int64_t count, const at::Device& dev) {
 }
 
 // Sum of NLL (float64 on the host) of tokens ids[t + 1] for t in [first, T - 1), from one forward
-// pass over ids (BOS first), with logits materialised kLossChunk positions at a time.
+// pass over ids (BOS first), with logits materialised kDefaultLossChunkTokens positions at a time.
 std::pair<double, int64_t> window_nll(LlamaForCausalLM& model, const std::vector<int32_t>& ids, int64_t first,
                                       const EvalOptions& o) {
   const int64_t T = static_cast<int64_t>(ids.size());
@@ -72,14 +72,8 @@ std::pair<double, int64_t> window_nll(LlamaForCausalLM& model, const std::vector
   ForwardOptions fo;
   fo.attention = o.attention;
   at::Tensor h = model->hidden_states(input, positions(0, T, o.device), fo)[0];  // [T, H]
-  at::Tensor w = model->lm_head_weight();
-  at::Tensor total = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(o.device));
-  for (int64_t s = first; s < T - 1; s += kLossChunk) {
-    const int64_t e = std::min(T - 1, s + kLossChunk);
-    at::Tensor logp = at::log_softmax(at::linear(h.slice(0, s, e), w).to(at::kFloat), -1);
-    at::Tensor target = input[0].slice(0, s + 1, e + 1).unsqueeze(1);
-    total -= logp.gather(1, target).sum().to(at::kDouble);
-  }
+  const at::Tensor total = nll_sum(h.slice(0, first, T - 1), model->lm_head_weight(), input[0].slice(0, first + 1, T),
+                                  kDefaultLossChunkTokens);
   return {total.item<double>(), T - 1 - first};
 }
 

@@ -1,9 +1,12 @@
 // RunConfig keys and checks. See run_config.h.
 #include "trainer/run_config.h"
 
+#include "models/llama.h"
+
 #include <filesystem>
 
 namespace ropex {
+static_assert(RunConfig::Model{}.loss_chunk_tokens == kDefaultLossChunkTokens, "one default loss chunk");
 
 void RunConfig::bind(ConfigSchema& s) {
   s.add("run.name", &run.name, "run name, used in logs");
@@ -20,7 +23,11 @@ void RunConfig::bind(ConfigSchema& s) {
   s.add("model.device", &model.device, "auto = cuda:LOCAL_RANK when CUDA is available, else cpu", {"auto", "cpu", "cuda"});
   s.add("model.attention", &model.attention, "attention kernel", {"sdpa", "reference"});
   s.add("model.activation_checkpointing", &model.activation_checkpointing,
-        "recompute each decoder layer in backward instead of storing its activations");
+        "recompute decoder layers in backward instead of storing their activations: true = every layer, false = none, "
+        "k = layers 0, k, 2k, ... (memory between the two; `ropex plan` shows it)");
+  s.add("model.loss_chunk_tokens", &model.loss_chunk_tokens,
+        "the lm_head and the loss run this many tokens at a time, so the full [tokens, vocab] logits never exist; "
+        "0 = all at once (the plain path; needs about 14 bytes x tokens x vocab)", 0);
 
   s.add("rope.type", &rope.type, "frequency scaling trained with (keep = the model's own)",
         {"keep", "default", "linear", "ntk", "dynamic", "yarn", "dynamic-yarn", "llama3"});

@@ -27,7 +27,8 @@ struct RunConfig {
     std::string dtype = "auto";      // auto | float32 | bfloat16
     std::string device = "auto";     // auto | cpu | cuda
     std::string attention = "sdpa";  // sdpa | reference
-    bool activation_checkpointing = false;
+    EveryKth activation_checkpointing;  // decoder layers recomputed in backward: none, all, every k-th
+    int64_t loss_chunk_tokens = 1024;  // rows of logits made at a time by the loss; 0 = all at once
   } model;
   struct Rope {
     std::string type = "linear";     // keep | default | linear | ntk | dynamic | yarn | dynamic-yarn | llama3

@@ -149,7 +149,8 @@ void setup_model_and_optimizer(Job& job) {
                 describe_rope(rope, mc.rope_theta), ", max_position_embeddings ", max_pos, ", ", dtype_name(dtype), " on ",
                 job.dev.str()));
   job.fo.attention = parse_attention_backend(cfg.model.attention);
-  job.fo.activation_checkpointing = cfg.model.activation_checkpointing;
+  job.fo.checkpoint_every = cfg.model.activation_checkpointing.every;
+  job.fo.loss_chunk_tokens = cfg.model.loss_chunk_tokens;
   (void)target_len;
 }
 

@@ -1,6 +1,8 @@
 // One training step and the held-out evaluation. See train_step.h.
 #include "trainer/train_step.h"
 
+#include "models/lm_loss.h"
+
 #include <cmath>
 #include <cstdlib>
 #include <sstream>
@@ -34,8 +36,7 @@ StepOutcome train_step(LlamaForCausalLM& model, DataParallelOptimizer& opt, Load
   for (size_t mi = 0; mi < micro.size(); ++mi) {
     const Batch& b = micro[mi];
     if (mi + 1 == micro.size()) opt.arm();  // reduce during the last backward only
-    at::Tensor logits = model->forward(b.input_ids.to(dev), b.position_ids.to(dev), fo);
-    LossResult l = causal_lm_loss(logits, b.labels.to(dev));
+    LossResult l = lm_loss(model, b.input_ids.to(dev), b.position_ids.to(dev), b.labels.to(dev), fo);
     at::Tensor sum = poison ? l.sum * std::nan("") : l.sum;
     (sum / total_tokens[0]).backward();
     loss_sum += sum.detach().to(at::kDouble);
@@ -76,7 +77,7 @@ std::optional<double> evaluate(LlamaForCausalLM& model, const std::vector<Batch>
   for (size_t first = 0; first < batches.size(); first += world) {
     if (const size_t i = first + static_cast<size_t>(dist.rank()); i < batches.size()) {
       const Batch& b = batches[i];
-      LossResult l = causal_lm_loss(model->forward(b.input_ids.to(dev), b.position_ids.to(dev), fo), b.labels.to(dev));
+      LossResult l = lm_loss(model, b.input_ids.to(dev), b.position_ids.to(dev), b.labels.to(dev), fo);
       acc += at::stack({l.sum.to(at::kDouble), l.count.to(at::kDouble)});
     }
     at::Tensor flag = at::tensor({stop() ? 1.0 : 0.0}, at::kDouble).to(dev);
