@@ -3,6 +3,7 @@
 
 #include "trainer/log.h"
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -59,8 +60,57 @@ bool ignorable(const std::string& name) {
 }
 }  // namespace
 
+WeightReader::WeightReader(const std::string& dir) : files_(dir) {}
+
+std::string WeightReader::where(const std::string& name) const {
+  return files_.dir() + "/" + files_.file_of(name) + ": tensor '" + name + "'";
+}
+
+namespace {
+// Elements [offset, offset + count) of a mapped tensor as a CPU tensor of its own dtype: a view of
+// the mapping when the address suits the dtype, else a copy (safetensors does not align data).
+at::Tensor mapped_stretch(const st::CheckpointReader& files, const std::string& name, const std::string& where,
+                          int64_t offset, int64_t count, at::Tensor* buffer) {
+  const st::TensorInfo& info = files.info(name);
+  const at::ScalarType type = from_st_dtype(info.dtype, where);
+  const size_t elem = c10::elementSize(type);
+  const char* p = static_cast<const char*>(files.data(name)) + static_cast<size_t>(offset) * elem;
+  if (reinterpret_cast<uintptr_t>(p) % elem == 0)
+    return at::from_blob(const_cast<char*>(p), {count}, at::TensorOptions().dtype(type));
+  *buffer = at::empty({count}, at::TensorOptions().dtype(type));
+  if (count) std::memcpy(buffer->data_ptr(), p, static_cast<size_t>(count) * elem);
+  return *buffer;
+}
+}  // namespace
+
+void WeightReader::copy_into(const std::string& name, at::Tensor& dst) const {
+  const st::TensorInfo& info = files_.info(name);
+  at::Tensor buffer;
+  const at::Tensor src = mapped_stretch(files_, name, where(name), 0, info.numel(), &buffer);
+  torch::NoGradGuard no_grad;
+  dst.copy_(src.view(dst.sizes()));
+  files_.drop_pages(name);
+}
+
+at::Tensor WeightReader::read(const std::string& name, int64_t offset, int64_t count, at::ScalarType dtype) const {
+  const st::TensorInfo& info = files_.info(name);
+  if (offset < 0 || count < 0 || offset + count > info.numel())
+    throw std::runtime_error(where(name) + ": elements [" + std::to_string(offset) + ", " + std::to_string(offset + count) +
+                             ") asked of a tensor of " + std::to_string(info.numel()));
+  at::Tensor buffer;
+  at::Tensor out = at::empty({count}, at::TensorOptions().dtype(dtype));
+  out.copy_(mapped_stretch(files_, name, where(name), offset, count, &buffer));
+  files_.drop_pages(name);
+  return out;
+}
+
 void load_weights(LlamaForCausalLM& model, const std::string& dir, const LoadOptions& opts) {
-  st::CheckpointReader reader(dir);
+  load_weights(model, WeightReader(dir), opts);
+}
+
+std::vector<std::string> check_weights(LlamaForCausalLM& model, const WeightReader& weights, const LoadOptions& opts) {
+  const st::CheckpointReader& reader = weights.files();
+  const std::string& dir = reader.dir();
   std::set<std::string> remaining;
   for (const auto& n : reader.names())
     if (!ignorable(n)) remaining.insert(n);
@@ -72,7 +122,7 @@ void load_weights(LlamaForCausalLM& model, const std::string& dir, const LoadOpt
     if (!reader.contains(name)) { missing.push_back(name); continue; }
     remaining.erase(name);
     const st::TensorInfo& info = reader.info(name);
-    const std::string where = dir + "/" + reader.file_of(name) + ": tensor '" + name + "'";
+    const std::string where = weights.where(name);
     if (std::vector<int64_t>(param.sizes().begin(), param.sizes().end()) != info.shape) {
       mismatched.push_back(where + " has shape " + c10::str(c10::IntArrayRef(info.shape)) +
                            ", the config expects " + c10::str(param.sizes()));
@@ -81,7 +131,6 @@ void load_weights(LlamaForCausalLM& model, const std::string& dir, const LoadOpt
     const at::ScalarType type = from_st_dtype(info.dtype, where);
     if (!at::isFloatingType(type))
       throw std::runtime_error(where + " has dtype " + st::dtype_name(info.dtype) + ", expected a floating-point weight");
-    param.copy_(tensor_from_st(info, reader.data(name), where));
   }
   // A tied model's checkpoint may still carry lm_head.weight (transformers keeps it in memory).
   if (model->config().tie_word_embeddings) remaining.erase("lm_head.weight");
@@ -98,16 +147,26 @@ void load_weights(LlamaForCausalLM& model, const std::string& dir, const LoadOpt
   if (!problems.empty()) {
     if (opts.strict || !mismatched.empty())
       throw std::runtime_error(dir + ": checkpoint does not match config.json:" + problems);
-    log::warn(dir + ": non-strict load:" + problems);
+    log::warn(dir + ": non-strict load (missing tensors initialised as init_weights does):" + problems);
+  }
+  return missing;
+}
+
+void load_weights(LlamaForCausalLM& model, const WeightReader& weights, const LoadOptions& opts) {
+  // Everything is checked before the first byte is copied.
+  const std::vector<std::string> missing = check_weights(model, weights, opts);
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(0);
+  for (auto& item : model->named_parameters()) {
+    if (std::find(missing.begin(), missing.end(), item.key()) == missing.end()) weights.copy_into(item.key(), item.value());
+    else LlamaForCausalLMImpl::init_parameter(item.key(), item.value(), model->config().initializer_range, gen);
   }
 }
 
 LlamaForCausalLM load_pretrained(const std::string& dir, const LoadOptions& opts) {
   if (!fs::is_directory(dir)) throw std::runtime_error(dir + ": not a directory (expected a Hugging Face model directory)");
   LlamaConfig cfg = load_config((fs::path(dir) / "config.json").string());
-  LlamaForCausalLM model(cfg);
+  LlamaForCausalLM model(cfg, at::TensorOptions().device(opts.device).dtype(opts.dtype));
   load_weights(model, dir, opts);
-  model->to(opts.device, opts.dtype);
   model->eval();
   return model;
 }

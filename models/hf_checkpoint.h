@@ -17,10 +17,37 @@ struct LoadOptions {
   bool strict = true;  // missing or unexpected tensors are errors (else warnings)
 };
 
-// Loads DIR/config.json and DIR's weights. Errors name the directory, file and tensor.
+// A Hugging Face directory's weights, memory-mapped, read one tensor (or one stretch of one) at a
+// time; the pages a read touched are released after it, so reading costs no more host memory than
+// the one tensor being converted.
+class WeightReader {
+ public:
+  explicit WeightReader(const std::string& dir);
+  // Copies tensor `name` into `dst` (any device and floating dtype, same shape): from the mapping
+  // when it is aligned for its dtype, else through one host buffer of its size.
+  void copy_into(const std::string& name, at::Tensor& dst) const;
+  // Elements [offset, offset + count) of tensor `name` flattened, as a 1-D CPU tensor of `dtype`.
+  at::Tensor read(const std::string& name, int64_t offset, int64_t count, at::ScalarType dtype) const;
+  const st::CheckpointReader& files() const { return files_; }
+  std::string where(const std::string& name) const;  // "DIR/FILE: tensor 'NAME'"
+
+ private:
+  at::Tensor view(const std::string& name) const;  // the mapped bytes as a CPU tensor (aligned only)
+  st::CheckpointReader files_;
+};
+
+// Loads DIR/config.json and DIR's weights, tensor by tensor, straight into parameters made on
+// opts.device in opts.dtype: host memory holds no copy of the model. Errors name the directory,
+// file and tensor.
 LlamaForCausalLM load_pretrained(const std::string& dir, const LoadOptions& opts = {});
-// Loads weights into an existing model (its config must match the checkpoint's shapes).
+// Loads weights into an existing model (its config must match the checkpoint's shapes), tensor by
+// tensor into the parameters as they are (device, dtype). Non-strict: tensors the directory lacks
+// are initialised as init_weights would (seed 0) and reported.
 void load_weights(LlamaForCausalLM& model, const std::string& dir, const LoadOptions& opts = {});
+void load_weights(LlamaForCausalLM& model, const WeightReader& weights, const LoadOptions& opts = {});
+// The checks of load_weights without the copy (the model may live on the meta device): throws on a
+// shape, dtype or (when strict) name mismatch; returns the parameters the directory lacks.
+std::vector<std::string> check_weights(LlamaForCausalLM& model, const WeightReader& weights, const LoadOptions& opts = {});
 
 struct SaveOptions {
   uint64_t max_shard_bytes = 0;       // 0 = one file

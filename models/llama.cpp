@@ -9,8 +9,8 @@
 namespace ropex {
 namespace nn = torch::nn;
 
-LlamaRMSNormImpl::LlamaRMSNormImpl(int64_t dim, double eps_) : eps(eps_) {
-  weight = register_parameter("weight", torch::ones({dim}));
+LlamaRMSNormImpl::LlamaRMSNormImpl(int64_t dim, double eps_, const at::TensorOptions& options) : eps(eps_) {
+  weight = register_parameter("weight", at::empty({dim}, options));
 }
 
 at::Tensor LlamaRMSNormImpl::forward(const at::Tensor& x) {
@@ -20,8 +20,8 @@ at::Tensor LlamaRMSNormImpl::forward(const at::Tensor& x) {
   return weight * h.to(x.scalar_type());
 }
 
-LlamaMLPImpl::LlamaMLPImpl(const LlamaConfig& c) {
-  auto lin = [&](int64_t in, int64_t out) { return nn::Linear(nn::LinearOptions(in, out).bias(c.mlp_bias)); };
+LlamaMLPImpl::LlamaMLPImpl(const LlamaConfig& c, const at::TensorOptions& options) {
+  auto lin = [&](int64_t in, int64_t out) { return Linear(in, out, c.mlp_bias, options); };
   gate_proj = register_module("gate_proj", lin(c.hidden_size, c.intermediate_size));
   up_proj = register_module("up_proj", lin(c.hidden_size, c.intermediate_size));
   down_proj = register_module("down_proj", lin(c.intermediate_size, c.hidden_size));
@@ -31,10 +31,10 @@ at::Tensor LlamaMLPImpl::forward(const at::Tensor& x) {
   return down_proj(at::silu(gate_proj(x)) * up_proj(x));
 }
 
-LlamaAttentionImpl::LlamaAttentionImpl(const LlamaConfig& c)
+LlamaAttentionImpl::LlamaAttentionImpl(const LlamaConfig& c, const at::TensorOptions& options)
     : num_heads(c.num_attention_heads), num_kv_heads(c.num_key_value_heads), head_dim(c.resolved_head_dim()) {
   scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
-  auto lin = [&](int64_t in, int64_t out) { return nn::Linear(nn::LinearOptions(in, out).bias(c.attention_bias)); };
+  auto lin = [&](int64_t in, int64_t out) { return Linear(in, out, c.attention_bias, options); };
   q_proj = register_module("q_proj", lin(c.hidden_size, num_heads * head_dim));
   k_proj = register_module("k_proj", lin(c.hidden_size, num_kv_heads * head_dim));
   v_proj = register_module("v_proj", lin(c.hidden_size, num_kv_heads * head_dim));
@@ -60,11 +60,11 @@ at::Tensor LlamaAttentionImpl::forward(const at::Tensor& x, const at::Tensor& co
   return o_proj(out.transpose(1, 2).reshape({B, T, num_heads * head_dim}));
 }
 
-LlamaDecoderLayerImpl::LlamaDecoderLayerImpl(const LlamaConfig& c) {
-  self_attn = register_module("self_attn", LlamaAttention(c));
-  mlp = register_module("mlp", LlamaMLP(c));
-  input_layernorm = register_module("input_layernorm", LlamaRMSNorm(c.hidden_size, c.rms_norm_eps));
-  post_attention_layernorm = register_module("post_attention_layernorm", LlamaRMSNorm(c.hidden_size, c.rms_norm_eps));
+LlamaDecoderLayerImpl::LlamaDecoderLayerImpl(const LlamaConfig& c, const at::TensorOptions& options) {
+  self_attn = register_module("self_attn", LlamaAttention(c, options));
+  mlp = register_module("mlp", LlamaMLP(c, options));
+  input_layernorm = register_module("input_layernorm", LlamaRMSNorm(c.hidden_size, c.rms_norm_eps, options));
+  post_attention_layernorm = register_module("post_attention_layernorm", LlamaRMSNorm(c.hidden_size, c.rms_norm_eps, options));
 }
 
 at::Tensor LlamaDecoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
@@ -103,18 +103,17 @@ struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
 };
 }  // namespace
 
-LlamaModelImpl::LlamaModelImpl(const LlamaConfig& c) {
-  embed_tokens = register_module("embed_tokens", nn::Embedding(c.vocab_size, c.hidden_size));
+LlamaModelImpl::LlamaModelImpl(const LlamaConfig& c, const at::TensorOptions& options) {
+  embed_tokens = register_module("embed_tokens", Embedding(c.vocab_size, c.hidden_size, options));
   layers = register_module("layers", nn::ModuleList());
-  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(LlamaDecoderLayer(c));
-  norm = register_module("norm", LlamaRMSNorm(c.hidden_size, c.rms_norm_eps));
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(LlamaDecoderLayer(c, options));
+  norm = register_module("norm", LlamaRMSNorm(c.hidden_size, c.rms_norm_eps, options));
 }
 
-LlamaForCausalLMImpl::LlamaForCausalLMImpl(LlamaConfig c) : cfg_(std::move(c)) {
+LlamaForCausalLMImpl::LlamaForCausalLMImpl(LlamaConfig c, const at::TensorOptions& options) : cfg_(std::move(c)) {
   cfg_.validate("model config");
-  model = register_module("model", LlamaModel(cfg_));
-  if (!cfg_.tie_word_embeddings)
-    lm_head = register_module("lm_head", nn::Linear(nn::LinearOptions(cfg_.hidden_size, cfg_.vocab_size).bias(false)));
+  model = register_module("model", LlamaModel(cfg_, options));
+  if (!cfg_.tie_word_embeddings) lm_head = register_module("lm_head", Linear(cfg_.hidden_size, cfg_.vocab_size, false, options));
   rope_ = compute_rope_params(cfg_);
 }
 
@@ -167,18 +166,19 @@ at::Tensor LlamaForCausalLMImpl::forward(const at::Tensor& input_ids, const at::
   return at::linear(hidden_states(input_ids, position_ids, opts), lm_head_weight());  // [B, T, V]
 }
 
-void LlamaForCausalLMImpl::init_weights(uint64_t seed) {
+void LlamaForCausalLMImpl::init_parameter(const std::string& name, at::Tensor& p, double initializer_range,
+                                          at::Generator& gen) {
   torch::NoGradGuard no_grad;
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  for (auto& item : named_parameters()) {
-    at::Tensor& p = item.value();
-    const std::string& name = item.key();
-    at::Tensor fresh;
-    if (name.find("norm") != std::string::npos) fresh = at::ones(p.sizes(), at::kFloat);
-    else if (name.size() > 5 && name.substr(name.size() - 5) == ".bias") fresh = at::zeros(p.sizes(), at::kFloat);
-    else fresh = at::normal(0.0, cfg_.initializer_range, p.sizes(), gen, at::kFloat);
-    p.copy_(fresh);
-  }
+  at::Tensor fresh;
+  if (name.find("norm") != std::string::npos) fresh = at::ones(p.sizes(), at::kFloat);
+  else if (name.size() > 5 && name.substr(name.size() - 5) == ".bias") fresh = at::zeros(p.sizes(), at::kFloat);
+  else fresh = at::normal(0.0, initializer_range, p.sizes(), gen, at::kFloat);
+  p.copy_(fresh);
+}
+
+void LlamaForCausalLMImpl::init_weights(uint64_t seed) {
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  for (auto& item : named_parameters()) init_parameter(item.key(), item.value(), cfg_.initializer_range, gen);
 }
 
 at::ScalarType parse_dtype_name(const std::string& n) {

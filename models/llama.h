@@ -8,18 +8,17 @@
 // models/rope.h; for the dynamic types they are recomputed per call from max(position_ids) + 1.
 #pragma once
 #include "models/attention.h"
+#include "models/layers.h"
 #include "models/llama_config.h"
 #include "models/rope.h"
 
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
-#include <torch/nn/modules/embedding.h>
-#include <torch/nn/modules/linear.h>
 
 namespace ropex {
 
 struct LlamaRMSNormImpl : torch::nn::Module {
-  LlamaRMSNormImpl(int64_t dim, double eps);
+  LlamaRMSNormImpl(int64_t dim, double eps, const at::TensorOptions& options);
   at::Tensor forward(const at::Tensor& x);
   at::Tensor weight;  // [dim]
   double eps;
@@ -27,9 +26,9 @@ struct LlamaRMSNormImpl : torch::nn::Module {
 TORCH_MODULE(LlamaRMSNorm);
 
 struct LlamaMLPImpl : torch::nn::Module {
-  explicit LlamaMLPImpl(const LlamaConfig& cfg);
+  LlamaMLPImpl(const LlamaConfig& cfg, const at::TensorOptions& options);
   at::Tensor forward(const at::Tensor& x);  // down(silu(gate(x)) * up(x))
-  torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+  Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
 };
 TORCH_MODULE(LlamaMLP);
 
@@ -45,18 +44,18 @@ struct KVCache {
 };
 
 struct LlamaAttentionImpl : torch::nn::Module {
-  explicit LlamaAttentionImpl(const LlamaConfig& cfg);
+  LlamaAttentionImpl(const LlamaConfig& cfg, const at::TensorOptions& options);
   // x: [B, T, H]; cos/sin: [B, T_total, D] for all positions attended (cached + new).
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                      AttentionBackend backend, LayerKVCache* cache);
-  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   int64_t num_heads, num_kv_heads, head_dim;
   double scale;
 };
 TORCH_MODULE(LlamaAttention);
 
 struct LlamaDecoderLayerImpl : torch::nn::Module {
-  explicit LlamaDecoderLayerImpl(const LlamaConfig& cfg);
+  LlamaDecoderLayerImpl(const LlamaConfig& cfg, const at::TensorOptions& options);
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                      AttentionBackend backend, LayerKVCache* cache);
   LlamaAttention self_attn{nullptr};
@@ -66,8 +65,8 @@ struct LlamaDecoderLayerImpl : torch::nn::Module {
 TORCH_MODULE(LlamaDecoderLayer);
 
 struct LlamaModelImpl : torch::nn::Module {
-  explicit LlamaModelImpl(const LlamaConfig& cfg);
-  torch::nn::Embedding embed_tokens{nullptr};
+  LlamaModelImpl(const LlamaConfig& cfg, const at::TensorOptions& options);
+  Embedding embed_tokens{nullptr};
   torch::nn::ModuleList layers{nullptr};
   LlamaRMSNorm norm{nullptr};
 };
@@ -90,20 +89,26 @@ struct ForwardOptions {
 };
 
 struct LlamaForCausalLMImpl : torch::nn::Module {
-  explicit LlamaForCausalLMImpl(LlamaConfig cfg);
+  // Parameters are allocated with `options` (device and dtype; default CPU float32) and left
+  // uninitialised: load_weights (hf_checkpoint.h) or init_weights fills them.
+  explicit LlamaForCausalLMImpl(LlamaConfig cfg, const at::TensorOptions& options = {});
   // input_ids, position_ids: [B, T] int64. Returns the final hidden states [B, T, H].
   at::Tensor hidden_states(const at::Tensor& input_ids, const at::Tensor& position_ids, const ForwardOptions& opts = {});
   // Logits [B, T, V] in the model's dtype.
   at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& position_ids, const ForwardOptions& opts = {});
   at::Tensor lm_head_weight() const;  // the embedding matrix when tied
-  // Normal(0, initializer_range) for linears and embeddings, ones for norms (as transformers).
+  // Normal(0, initializer_range) for linears and embeddings, ones for norms, zeros for biases (as
+  // transformers), drawn in float32 on the CPU one tensor at a time and copied into the parameters.
   void init_weights(uint64_t seed);
+  // The same rule for one parameter (the draws of init_weights only when called in parameter order
+  // with one generator).
+  static void init_parameter(const std::string& name, at::Tensor& param, double initializer_range, at::Generator& gen);
   const LlamaConfig& config() const { return cfg_; }
   // Replace the rope scaling (e.g. for a run that extends the context); recomputes frequencies.
   void set_rope(const RopeScaling& rope, int64_t max_position_embeddings);
 
   LlamaModel model{nullptr};
-  torch::nn::Linear lm_head{nullptr};  // null when tie_word_embeddings
+  Linear lm_head{nullptr};  // null when tie_word_embeddings
 
  private:
   RopeParams rope_for(const at::Tensor& position_ids) const;

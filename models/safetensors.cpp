@@ -742,6 +742,11 @@ const void* CheckpointReader::data(const std::string& name) const {
   return files_[e.shard]->data(*e.info);
 }
 
+void CheckpointReader::drop_pages(const std::string& name) const {
+  const Entry& e = entry(name);
+  files_[e.shard]->drop_pages(files_[e.shard]->data(*e.info), static_cast<size_t>(e.info->end - e.info->begin));
+}
+
 const std::string& CheckpointReader::file_of(const std::string& name) const {
   return file_names_[entry(name).shard];
 }

@@ -157,6 +157,8 @@ class CheckpointReader {
   bool contains(const std::string& name) const;
   const TensorInfo& info(const std::string& name) const;  // throws naming dir + tensor
   const void* data(const std::string& name) const;
+  // Releases the resident pages of a tensor's bytes (after they have been copied out).
+  void drop_pages(const std::string& name) const;
   const std::string& file_of(const std::string& name) const;  // file name within dir
   const std::string& dir() const { return dir_; }
   bool sharded() const { return sharded_; }

@@ -517,8 +517,9 @@ LlamaForCausalLM load_model_or_checkpoint(const std::string& dir, const LoadOpti
   if (!fs::is_regular_file(fs::path(dir) / kManifestFile)) return load_pretrained(dir, opts);
   require_sound(dir);
   const CheckpointFiles files(dir);
-  LlamaForCausalLM model(load_config((fs::path(dir) / "config.json").string()));
-  model->to(opts.device, opts.dtype);
+  LlamaForCausalLM model(load_config((fs::path(dir) / "config.json").string()),
+                         at::TensorOptions().device(opts.device).dtype(opts.dtype));
+  model->eval();
   torch::NoGradGuard ng;
   for (auto& p : model->named_parameters()) p.value().copy_(files.read_whole("master." + p.key()));
   return model;

@@ -137,9 +137,8 @@ int cmd_bench(const Args& argv) {
 #endif
   res["gpu"] = gpu.empty() ? nlohmann::json(nullptr) : nlohmann::json(gpu);
   try {
-    LlamaForCausalLM model(cfg);
+    LlamaForCausalLM model(cfg, at::TensorOptions().device(dev).dtype(dtype));
     model->init_weights(0);
-    model->to(dev, at::kFloat);
     model->train();
     std::vector<std::pair<std::string, at::Tensor>> named;
     int64_t n_params = 0;
@@ -151,7 +150,6 @@ int cmd_bench(const Args& argv) {
     const std::unique_ptr<DataParallelOptimizer> opt = make_data_parallel_optimizer(
         one_rank, named, {.lr = 1e-5, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.0}, /*zero_stage=*/0,
         int64_t{25} << 20, dtype);
-    model->to(dtype);
     opt->attach();
     res["params"] = n_params;
     ForwardOptions fo;

@@ -7,6 +7,8 @@
 #include "trainer/checkpoint.h"
 #include "trainer/cli.h"
 #include "trainer/commands.h"
+#include "trainer/device.h"
+#include "trainer/dry_run.h"
 #include "trainer/log.h"
 #include "trainer/preemption.h"
 #include "trainer/train.h"
@@ -20,13 +22,26 @@ int cmd_train(const Args& argv) {
                           "(every key: configs/README.md). Resumes from the newest complete checkpoint by default.");
   args.positional("CONFIG", "run configuration (JSON)")
       .option("set", "KEY=VALUE", "override a config key, e.g. --set optim.lr=1e-5", std::nullopt, /*repeatable=*/true)
-      .flag("print-config", "print the resolved configuration and exit");
+      .option("gpu-memory", "SIZE", "with --dry-run: memory of one GPU, e.g. 80GiB (default: the visible GPU's)")
+      .flag("print-config", "print the resolved configuration and exit")
+      .flag("dry-run", "check the config, the model directory and the token store, print the plan (ropex plan), and exit");
   args.parse(argv);
   RunConfig cfg = RunConfig::load(args.get("CONFIG"), args.get_all("set"));
   nlohmann::json resolved = cfg.to_json();
   if (args.flag_set("print-config")) {
     std::cout << resolved.dump(2) << std::endl;
     return 0;
+  }
+  if (args.flag_set("dry-run")) {
+    std::optional<int64_t> gpu_memory;
+    if (args.has("gpu-memory")) gpu_memory = static_cast<int64_t>(st::parse_size(args.get("gpu-memory")));
+    const bool cuda = plans_for_cuda(cfg, gpu_memory.has_value());
+    if (!gpu_memory && cuda) gpu_memory = visible_gpu_memory();
+    const DryRun d = dry_run(cfg, launcher_world(), cuda);
+    std::cout << d.checks << plan_text(d.plan, d.inputs, gpu_memory, cfg.model.path);
+    const bool fits = !gpu_memory || d.plan.per_rank.total <= *gpu_memory;
+    std::cout << (fits ? "dry run: ok" : "dry run: the checks pass, but the plan does not fit the GPU memory") << std::endl;
+    return fits ? 0 : 1;
   }
   TrainSummary s = train(cfg, resolved);
   if (s.preempted) {

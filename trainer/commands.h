@@ -19,4 +19,5 @@ int cmd_new_model(const Args& args);
 int cmd_eval(const Args& args);        // perplexity by length, passkey, kv retrieval
 int cmd_make_tasks(const Args& args);  // retrieval examples as training documents
 int cmd_bench(const Args& args);       // training-step throughput, memory, MFU
+int cmd_plan(const Args& args);        // per-rank memory and step cost of a run config
 }  // namespace ropex

@@ -3,6 +3,11 @@
 
 #include <torch/cuda.h>
 
+#if __has_include(<ATen/cuda/CUDAContext.h>) && __has_include(<cuda_runtime_api.h>)
+#include <ATen/cuda/CUDAContext.h>
+#define ROPEX_DEVICE_CUDA 1
+#endif
+
 #include <stdexcept>
 
 namespace ropex {
@@ -17,5 +22,14 @@ at::Device parse_device(const std::string& name) {
     return d;
   }
   throw std::invalid_argument("unknown device '" + name + "' (expected cpu, cuda or cuda:N)");
+}
+
+std::optional<int64_t> visible_gpu_memory(int index) {
+#ifdef ROPEX_DEVICE_CUDA
+  if (torch::cuda::is_available() && index < static_cast<int>(torch::cuda::device_count()))
+    return static_cast<int64_t>(at::cuda::getDeviceProperties(index)->totalGlobalMem);
+#endif
+  (void)index;
+  return std::nullopt;
 }
 }  // namespace ropex

@@ -3,8 +3,11 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <optional>
 #include <string>
 
 namespace ropex {
 at::Device parse_device(const std::string& name);  // cpu | cuda | cuda:N; throws if CUDA is unavailable
+// Total memory of the visible GPU `index` in bytes, or nothing without CUDA.
+std::optional<int64_t> visible_gpu_memory(int index = 0);
 }  // namespace ropex

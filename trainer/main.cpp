@@ -30,6 +30,7 @@ const std::map<std::string, Command>& commands() {
       {"train-tokenizer", {ropex::cmd_train_tokenizer, "train a SentencePiece tokenizer (Llama conventions)"}},
       {"new-model", {ropex::cmd_new_model, "write a randomly initialised Llama as an HF directory"}},
       {"bench", {ropex::cmd_bench, "time the training step (tokens/s, MFU, peak memory) on random data"}},
+      {"plan", {ropex::cmd_plan, "per-rank memory, tokens and FLOPs per step of a run config, and whether it fits the GPUs"}},
       {"eval", {ropex::cmd_eval, "perplexity by length, passkey and key-value retrieval, with tables and pictures"}},
       {"make-tasks", {ropex::cmd_make_tasks, "write passkey / key-value retrieval examples as training documents"}},
       {"score", {ropex::cmd_score, "mean next-token NLL and perplexity of a text under a model"}},

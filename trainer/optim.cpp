@@ -11,12 +11,14 @@ bool decays(const std::string& n) {
   return !bias && n.find("norm") == std::string::npos;
 }
 
-AdamW::AdamW(std::vector<std::pair<std::string, at::Tensor>> named_params, AdamWOptions opts)
+AdamW::AdamW(std::vector<std::pair<std::string, at::Tensor>> named_params, AdamWOptions opts, const StateReader* masters)
     : params_(std::move(named_params)), opts_(opts) {
   at::NoGradGuard ng;
   for (auto& [name, p] : params_) {
     Slot s;
-    s.master = p.scalar_type() == at::kFloat ? p.detach() : p.detach().to(at::kFloat).clone();
+    if (p.scalar_type() == at::kFloat) s.master = p.detach();
+    else if (masters) s.master = (*masters)("master." + name, p.sizes(), 0, p.numel()).to(p.device()).view(p.sizes());
+    else s.master = p.detach().to(at::kFloat).clone();
     s.exp_avg = at::zeros_like(s.master);
     s.exp_avg_sq = at::zeros_like(s.master);
     s.decay = decays(name);

@@ -58,7 +58,11 @@ struct OptimizerMemory {
 
 class AdamW {
  public:
-  AdamW(std::vector<std::pair<std::string, at::Tensor>> named_params, AdamWOptions opts);
+  // Float32 parameters are their own masters. Others get float32 masters read from `masters` (key
+  // "master.<name>", e.g. the original weights' file, so no low bits are lost to the compute
+  // dtype), one tensor at a time; without it, from the parameters cast up.
+  AdamW(std::vector<std::pair<std::string, at::Tensor>> named_params, AdamWOptions opts,
+        const StateReader* masters = nullptr);
   // One update with learning rate `lr` from the parameters' current .grad().
   void step(double lr);
   void zero_grad();

@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <optional>
 #include <sstream>
 
 namespace ropex {
@@ -46,6 +47,18 @@ RopeScaling run_rope(const RunConfig& cfg, const LlamaConfig& model, int64_t* ma
   // transformers reads max_position_embeddings as the original length for dynamic NTK, the target otherwise.
   *max_pos = cfg.rope.type == "dynamic" ? original : (cfg.rope.type == "default" ? std::max(target, original) : target);
   return r;
+}
+
+SamplerOptions run_sampler(const RunConfig& cfg, const LlamaConfig& model) {
+  int64_t max_pos = 0, target_len = 0;
+  run_rope(cfg, model, &max_pos, &target_len);
+  SamplerOptions so = cfg.sampler;
+  so.train_len = cfg.data.train_len;
+  so.target_len = cfg.sampler.name == "contiguous" ? cfg.data.train_len : target_len;
+  if (cfg.sampler.name != "contiguous" && so.target_len <= so.train_len)
+    throw ConfigError(cat("rope: sampler '", cfg.sampler.name, "' needs a target length above data.train_len = ", so.train_len,
+                          ", got ", so.target_len, " (set rope.target_len)"));
+  return so;
 }
 
 namespace {
@@ -113,11 +126,17 @@ void setup_model_and_optimizer(Job& job) {
   LlamaConfig mc = load_config(cfg.model.path);
   int64_t max_pos = 0, target_len = 0;
   RopeScaling rope = run_rope(cfg, mc, &max_pos, &target_len);
-  job.model = LlamaForCausalLM(mc);
-  if (cfg.model.from_scratch) job.model->init_weights(static_cast<uint64_t>(cfg.run.seed));
-  else load_weights(job.model, cfg.model.path);
+  // The parameters are made on the device in the compute dtype and filled tensor by tensor from the
+  // memory-mapped weights (or the random init): no copy of the model passes through host memory.
+  job.model = LlamaForCausalLM(mc, at::TensorOptions().device(job.dev).dtype(dtype));
+  std::optional<WeightReader> weights;
+  if (cfg.model.from_scratch) {
+    job.model->init_weights(static_cast<uint64_t>(cfg.run.seed));
+  } else {
+    weights.emplace(cfg.model.path);
+    load_weights(job.model, *weights);
+  }
   job.model->set_rope(rope, max_pos);
-  job.model->to(job.dev, at::kFloat);
   job.model->train();
   std::vector<at::Tensor> params;
   std::vector<std::pair<std::string, at::Tensor>> named;
@@ -126,16 +145,21 @@ void setup_model_and_optimizer(Job& job) {
     named.emplace_back(p.key(), p.value());
   }
   job.dist->broadcast_params(params);
-  // The optimizer's masters are taken from the float32 weights before the model is cast down (a
-  // master made from bfloat16 weights would have lost their low bits for good); its gradient hooks
-  // are attached once the parameters have their compute dtype.
+  // Float32 masters (when the model computes in a lower precision) are read from the weights' file,
+  // stretch by stretch, only this rank's shard at ZeRO stages 1-2: a master made from the bfloat16
+  // parameters would have lost the weights' low bits for good. A random init has no such bits: its
+  // masters are the parameters as initialised.
+  StateReader masters;
+  if (weights)
+    masters = [&](const std::string& key, at::IntArrayRef, int64_t offset, int64_t count) {
+      return weights->read(key.substr(std::string("master.").size()), offset, count, at::kFloat);
+    };
   const int zero_stage = static_cast<int>(cfg.distributed.zero_stage);
   job.opt = make_data_parallel_optimizer(
       *job.dist, named,
       {.lr = cfg.optim.lr, .beta1 = cfg.optim.beta1, .beta2 = cfg.optim.beta2, .eps = cfg.optim.eps,
        .weight_decay = cfg.optim.weight_decay},
-      zero_stage, static_cast<int64_t>(cfg.distributed.bucket_mb * (1 << 20)), dtype);
-  job.model->to(dtype);
+      zero_stage, static_cast<int64_t>(cfg.distributed.bucket_mb * (1 << 20)), dtype, weights ? &masters : nullptr);
   job.opt->attach();
   const OptimizerMemory m = job.opt->memory();
   int64_t numel = 0;
@@ -157,14 +181,7 @@ void setup_model_and_optimizer(Job& job) {
 void setup_data(Job& job) {
   const RunConfig& cfg = job.cfg;
   const LlamaConfig& mc = job.model->config();
-  int64_t max_pos = 0, target_len = 0;
-  run_rope(cfg, load_config(cfg.model.path), &max_pos, &target_len);
-  SamplerOptions so = cfg.sampler;
-  so.train_len = cfg.data.train_len;
-  so.target_len = cfg.sampler.name == "contiguous" ? cfg.data.train_len : target_len;
-  if (cfg.sampler.name != "contiguous" && so.target_len <= so.train_len)
-    throw ConfigError(cat("rope: sampler '", cfg.sampler.name, "' needs a target length above data.train_len = ", so.train_len,
-                          ", got ", so.target_len, " (set rope.target_len)"));
+  const SamplerOptions so = run_sampler(cfg, load_config(cfg.model.path));
   auto store = std::make_shared<const TokenStore>(TokenStore::open(cfg.data.store));
   if (store->vocab_size() > mc.vocab_size)
     throw std::runtime_error(cfg.data.store + ": tokenized with a vocabulary of " + std::to_string(store->vocab_size()) +

@@ -4,6 +4,7 @@
 // (non-finite policy, metrics, evaluation, checkpoint, stop on a signal or run.stop_after); the
 // final checkpoint and the export at the end. Stop signals: trainer/preemption.h.
 #pragma once
+#include "data/positions.h"
 #include "models/llama_config.h"
 #include "trainer/run_config.h"
 
@@ -25,5 +26,9 @@ TrainSummary train(const RunConfig& cfg, const nlohmann::json& resolved);
 // The rope scaling a run trains with, from the model's config and the run's rope section; also the
 // max_position_embeddings to record and the target length L position ids may reach.
 RopeScaling run_rope(const RunConfig& cfg, const LlamaConfig& model, int64_t* max_position_embeddings, int64_t* target_len);
+
+// The position sampler's settings for this run (window, target length); throws ConfigError when the
+// sampler needs a target length the rope section does not give.
+SamplerOptions run_sampler(const RunConfig& cfg, const LlamaConfig& model);
 
 }  // namespace ropex

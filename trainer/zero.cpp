@@ -13,8 +13,9 @@ namespace {
 // Stage 0: AdamW's replicated state; GradReducer all-reduces whole gradients.
 class Replicated final : public DataParallelOptimizer {
  public:
-  Replicated(Distributed& dist, std::vector<std::pair<std::string, at::Tensor>> named, AdamWOptions opts, int64_t bucket_bytes)
-      : dist_(dist), opt_(std::move(named), opts), bucket_bytes_(bucket_bytes) {
+  Replicated(Distributed& dist, std::vector<std::pair<std::string, at::Tensor>> named, AdamWOptions opts, int64_t bucket_bytes,
+             const StateReader* masters)
+      : dist_(dist), opt_(std::move(named), opts, masters), bucket_bytes_(bucket_bytes) {
     for (const auto& [n, p] : opt_.params()) params_.push_back(p);
   }
   void attach() override { reducer_ = std::make_unique<GradReducer>(dist_, params_, bucket_bytes_); }
@@ -49,7 +50,7 @@ class Replicated final : public DataParallelOptimizer {
 class Sharded final : public DataParallelOptimizer {
  public:
   Sharded(Distributed& dist, std::vector<std::pair<std::string, at::Tensor>> named, AdamWOptions opts, int stage,
-          int64_t bucket_bytes, at::ScalarType compute_dtype)
+          int64_t bucket_bytes, at::ScalarType compute_dtype, const StateReader* masters)
       : dist_(dist), named_(std::move(named)), opts_(opts), stage_(stage), dtype_(compute_dtype) {
     if (named_.empty()) throw std::invalid_argument("ZeRO optimizer: the model has no parameters");
     std::vector<int64_t> numels;
@@ -65,10 +66,15 @@ class Sharded final : public DataParallelOptimizer {
     master_ = at::zeros({layout_.shard_numel}, f32);
     exp_avg_ = at::zeros({layout_.shard_numel}, f32);
     exp_avg_sq_ = at::zeros({layout_.shard_numel}, f32);
-    // Masters from the parameters as they are now (float32 before the model's cast, see zero.h).
-    for (const auto& s : layout_.segments)
+    // Masters of this rank's shard: from `masters` when the parameters are not float32, else from
+    // the parameters as they are now (see zero.h).
+    for (const auto& s : layout_.segments) {
+      const at::Tensor& p = params_[s.param];
       master_.narrow(0, s.shard_offset, s.length)
-          .copy_(params_[s.param].detach().reshape({-1}).narrow(0, s.param_offset, s.length));
+          .copy_(masters && p.scalar_type() != at::kFloat
+                     ? (*masters)("master." + named_[s.param].first, p.sizes(), s.param_offset, s.length)
+                     : p.detach().reshape({-1}).narrow(0, s.param_offset, s.length));
+    }
   }
 
   void attach() override {
@@ -207,10 +213,10 @@ class Sharded final : public DataParallelOptimizer {
 
 std::unique_ptr<DataParallelOptimizer> make_data_parallel_optimizer(
     Distributed& dist, std::vector<std::pair<std::string, at::Tensor>> named_params, AdamWOptions opts, int zero_stage,
-    int64_t bucket_bytes, at::ScalarType compute_dtype) {
-  if (zero_stage == 0) return std::make_unique<Replicated>(dist, std::move(named_params), opts, bucket_bytes);
+    int64_t bucket_bytes, at::ScalarType compute_dtype, const StateReader* masters) {
+  if (zero_stage == 0) return std::make_unique<Replicated>(dist, std::move(named_params), opts, bucket_bytes, masters);
   if (zero_stage == 1 || zero_stage == 2)
-    return std::make_unique<Sharded>(dist, std::move(named_params), opts, zero_stage, bucket_bytes, compute_dtype);
+    return std::make_unique<Sharded>(dist, std::move(named_params), opts, zero_stage, bucket_bytes, compute_dtype, masters);
   throw std::invalid_argument("zero_stage must be 0, 1 or 2, got " + std::to_string(zero_stage));
 }
 

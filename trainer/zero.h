@@ -62,8 +62,11 @@ class DataParallelOptimizer {
 
 // Stage 0 with one rank is the plain AdamW; stages 1-2 work with any world size (one rank shards
 // nothing). compute_dtype is the dtype the model will compute in (bucket sizes are planned in it).
+// `masters` (key "master.<name>", optional) is where float32 masters are read from, stretch by
+// stretch, when the parameters are not float32: at stages 1-2 each rank reads only its own shard.
+// Without it they are the parameters as they are now, cast to float32.
 std::unique_ptr<DataParallelOptimizer> make_data_parallel_optimizer(
     Distributed& dist, std::vector<std::pair<std::string, at::Tensor>> named_params, AdamWOptions opts, int zero_stage,
-    int64_t bucket_bytes, at::ScalarType compute_dtype);
+    int64_t bucket_bytes, at::ScalarType compute_dtype, const StateReader* masters = nullptr);
 
 }  // namespace ropex
