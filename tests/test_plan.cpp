@@ -8,9 +8,6 @@
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <fstream>
 
@@ -98,24 +95,6 @@ TEST(Plan, Llama2_7bOnEightRanks) {
   EXPECT_DOUBLE_EQ(z1["flops_per_step"].get<double>(), (6 * matmul + 6.0 * 32 * 32768 * 4096) * 32768 * 64);
   // Without a memory size (no GPU here), `fits` is null, not a guess.
   if (!torch::cuda::is_available()) EXPECT_TRUE(d.plan("--world 8")["fits"].is_null());
-}
-
-// Peak resident memory of one child process (wait4's own accounting, not the shell's).
-int64_t peak_rss_bytes(const std::vector<std::string>& argv) {
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  const pid_t pid = fork();
-  if (pid == 0) {
-    if (!freopen("/dev/null", "w", stdout)) _exit(126);
-    execv(args[0], args.data());
-    _exit(127);
-  }
-  int status = 0;
-  struct rusage ru {};
-  if (wait4(pid, &status, 0, &ru) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    throw std::runtime_error("child failed: " + argv[0] + " " + argv[1]);
-  return static_cast<int64_t>(ru.ru_maxrss) * 1024;
 }
 
 // The plan against the measured peak of `ropex bench` (one training step: forward, chunked or plain

@@ -376,17 +376,23 @@ TEST(Configs, EveryShippedConfigParsesAndEveryKeyIsDocumented) {
   for (const auto& k : schema.keys()) EXPECT_NE(readme.str().find("`" + k + "`"), std::string::npos) << k << " undocumented";
 }
 
-// Which layers are checkpointed: each is one CheckpointedLayer node in the autograd graph.
-TEST(ActivationCheckpointing, EveryKthLayerIsRecomputed) {
+// A randomly initialised GQA model of vocabulary 50 for the checkpointing tests.
+LlamaForCausalLM small_model(int64_t layers, int64_t hidden, int64_t intermediate, int64_t heads, int64_t kv_heads) {
   LlamaConfig c;
   c.vocab_size = 50;
-  c.hidden_size = 16;
-  c.intermediate_size = 24;
-  c.num_hidden_layers = 5;
-  c.num_attention_heads = 2;
-  c.num_key_value_heads = 1;
+  c.hidden_size = hidden;
+  c.intermediate_size = intermediate;
+  c.num_hidden_layers = layers;
+  c.num_attention_heads = heads;
+  c.num_key_value_heads = kv_heads;
   LlamaForCausalLM m(c);
   m->init_weights(1);
+  return m;
+}
+
+// Which layers are checkpointed: each is one CheckpointedLayer node in the autograd graph.
+TEST(ActivationCheckpointing, EveryKthLayerIsRecomputed) {
+  LlamaForCausalLM m = small_model(5, 16, 24, 2, 1);
   at::Tensor ids = at::randint(0, 50, {1, 8}, at::kLong), pos = at::arange(8, at::kLong).unsqueeze(0);
   auto checkpointed = [&](int64_t every) {
     ForwardOptions fo;
@@ -412,15 +418,8 @@ TEST(ActivationCheckpointing, EveryKthLayerIsRecomputed) {
 }
 
 TEST(ActivationCheckpointing, GradientsEqualThePlainPath) {
-  LlamaConfig c;
-  c.vocab_size = 50;
-  c.hidden_size = 32;
-  c.intermediate_size = 48;
-  c.num_hidden_layers = 3;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  LlamaForCausalLM m(c);
-  m->init_weights(1);
+  LlamaForCausalLM m = small_model(3, 32, 48, 4, 2);
+  const LlamaConfig& c = m->config();
   at::Tensor ids = at::randint(0, 50, {2, 24}, at::kLong), pos = at::arange(24, at::kLong).repeat({2, 1});
   auto grads = [&](int64_t every) {
     m->zero_grad();

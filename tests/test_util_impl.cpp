@@ -8,7 +8,9 @@
 #include <cstdlib>
 #include <fstream>
 #include <random>
+#include <sys/resource.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #include <utility>
 
 namespace ropex::test {
@@ -120,4 +122,25 @@ void expect_error(const std::function<void()>& fn, const std::vector<std::string
   }
   ADD_FAILURE() << "expected an error mentioning " << (needles.empty() ? "" : needles[0]) << ", nothing was thrown";
 }
+int64_t peak_rss_bytes(const std::vector<std::string>& argv) {
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    if (!freopen("/dev/null", "w", stdout)) _exit(126);
+    setenv("OMP_NUM_THREADS", "2", 1);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  int status = 0;
+  struct rusage ru {};
+  if (pid < 0 || wait4(pid, &status, 0, &ru) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    std::string cmd;
+    for (const auto& a : argv) cmd += a + " ";
+    throw std::runtime_error("failed (status " + std::to_string(status) + "): " + cmd);
+  }
+  return static_cast<int64_t>(ru.ru_maxrss) * 1024;
+}
+
 }  // namespace ropex::test
