@@ -5,6 +5,7 @@
 // without clipping, in float32 and bfloat16; the state as checkpointed loads into another stage and continues
 // identically.
 // The multi-rank equalities (2 Gloo ranks, every stage) and ZeRO resume are in test_train.cpp.
+#include "models/hf_checkpoint.h"
 #include "models/llama.h"
 #include "models/lm_loss.h"
 #include "tests/test_util.h"
@@ -229,5 +230,42 @@ TEST(ZeroOptimizer, SavedStateLoadsIntoAnotherStageAndContinuesIdentically) {
   }, {"exp_avg.model.norm.weight"});
 }
 
+}  // namespace
+}  // namespace ropex::test
+
+namespace ropex::test {
+namespace {
+// A bfloat16 model streamed from a float32 HF directory gets float32 masters read from the file,
+// stretch by stretch, at every stage: equal to the file's values bit for bit, not to the bfloat16
+// parameters cast back up (which lose the low bits); the parameters are the file's values rounded.
+TEST(ZeroOptimizer, MastersOfALowerPrecisionModelComeFromTheWeightsFile) {
+  TempDir dir("masters");
+  {
+    LlamaForCausalLM src(tiny_config());
+    src->init_weights(5);
+    save_pretrained(src, dir.str());
+  }
+  const WeightReader weights(dir.str());
+  const StateReader masters = [&](const std::string& key, at::IntArrayRef, int64_t offset, int64_t count) {
+    return weights.read(key.substr(7), offset, count, at::kFloat);
+  };
+  for (int stage : {0, 1, 2}) {
+    SCOPED_TRACE("stage " + std::to_string(stage));
+    LlamaForCausalLM model(tiny_config(), at::TensorOptions().dtype(at::kBFloat16));
+    load_weights(model, weights);
+    std::vector<std::pair<std::string, at::Tensor>> named;
+    for (auto& p : model->named_parameters()) named.emplace_back(p.key(), p.value());
+    auto opt = make_data_parallel_optimizer(one_rank(), named, {}, stage, 700, at::kBFloat16, &masters);
+    const auto state = state_of(*opt);
+    int64_t low_bits = 0;
+    for (auto& p : model->named_parameters()) {
+      const at::Tensor file = weights.read(p.key(), 0, p.value().numel(), at::kFloat).view(p.value().sizes());
+      EXPECT_TRUE(at::equal(state.at("master." + p.key()), file)) << p.key();
+      EXPECT_TRUE(at::equal(p.value(), file.to(at::kBFloat16))) << p.key();
+      low_bits += file.ne(file.to(at::kBFloat16).to(at::kFloat)).sum().item<int64_t>();
+    }
+    EXPECT_GT(low_bits, 0) << "the test needs weights that bfloat16 cannot hold exactly";
+  }
+}
 }  // namespace
 }  // namespace ropex::test

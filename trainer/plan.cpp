@@ -101,6 +101,7 @@ Plan make_plan(const LlamaConfig& c, const PlanInputs& in) {
   p.largest_tensor = std::max({c.vocab_size * c.hidden_size, c.hidden_size * c.intermediate_size,
                                x.dq * c.hidden_size});
   const int64_t P = p.params, W = std::max<int64_t>(in.world, 1), shard = ceil_div(P, W);
+  const int64_t bucket = std::min(in.bucket_bytes, x.s * P);  // a bucket never holds more than the model
   PlanMemory& m = p.per_rank;
   m.weights = x.s * P;
   // Gradients (trainer/zero.h): stage 0 keeps them whole, and with W > 1 a persistent flat copy per
@@ -109,7 +110,7 @@ Plan make_plan(const LlamaConfig& c, const PlanInputs& in) {
   // earlier micro-batches accumulate, grad_accum > 1).
   if (in.zero_stage == 0) m.gradients = x.s * P * (W > 1 ? 2 : 1);
   else if (in.zero_stage == 1) m.gradients = x.s * P + x.s * shard;
-  else m.gradients = x.s * shard + 2 * in.bucket_bytes + (in.grad_accum > 1 ? x.s * P : 0);
+  else m.gradients = x.s * shard + 2 * bucket + (in.grad_accum > 1 ? x.s * P : 0);
   // Optimizer: float32 moments, and float32 masters unless the parameters are their own (stage 0
   // with a float32 model); sharded from stage 1.
   if (in.zero_stage == 0) m.optimizer = 8 * P + (x.s == 4 ? 0 : 4 * P);
@@ -117,7 +118,7 @@ Plan make_plan(const LlamaConfig& c, const PlanInputs& in) {
   // The update, one tensor (or stretch) at a time: sqrt(v) and the denominator, and the gradient
   // cast to float32 when it is not; at stages 1-2 two buckets of updated weights are gathered.
   const int64_t piece = in.zero_stage == 0 ? p.largest_tensor : std::min(p.largest_tensor, shard);
-  m.optimizer_transient = (x.s == 4 ? 8 : 12) * piece + (in.zero_stage > 0 ? 2 * in.bucket_bytes : 0);
+  m.optimizer_transient = (x.s == 4 ? 8 : 12) * piece + (in.zero_stage > 0 ? 2 * bucket : 0);
   const Activations act = activations(x, in.checkpoint_every, in.loss_chunk_tokens);
   m.activations = act.peak();
   m.loss = loss_bytes(x, in.loss_chunk_tokens);
@@ -215,7 +216,8 @@ std::string plan_text(const Plan& p, const PlanInputs& in, std::optional<int64_t
   std::ostringstream os;
   const std::string ckpt = in.checkpoint_every == 0   ? "none"
                            : in.checkpoint_every == 1 ? "every layer"
-                                                      : "every " + std::to_string(in.checkpoint_every) + "th layer";
+                                                      : "layers 0, " + std::to_string(in.checkpoint_every) + ", " +
+                                                            std::to_string(2 * in.checkpoint_every) + ", ...";
   os << "model        " << model << ": " << std::fixed << std::setprecision(3) << static_cast<double>(p.params) / 1e9
      << "B parameters\n"
      << "run          " << in.world << (in.world == 1 ? " rank" : " ranks") << ", ZeRO-" << in.zero_stage << ", "
