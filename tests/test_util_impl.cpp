@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <iostream>
 #include <random>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -126,6 +127,8 @@ int64_t peak_rss_bytes(const std::vector<std::string>& argv) {
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  std::cout.flush();  // else the child's freopen would write the parent's buffered output again
+  std::fflush(nullptr);
   const pid_t pid = fork();
   if (pid == 0) {
     if (!freopen("/dev/null", "w", stdout)) _exit(126);

@@ -10,6 +10,7 @@
 #include "trainer/commands.h"
 #include "trainer/device.h"
 #include "trainer/log.h"
+#include "trainer/plan.h"
 #include "trainer/distributed.h"
 #include "trainer/zero.h"
 
@@ -215,6 +216,12 @@ int cmd_bench(const Args& argv) {
     res["mfu"] = peak > 0 ? nlohmann::json(tok_s * fpt / (peak * 1e12)) : nlohmann::json(nullptr);
     res["loss"] = last_loss.item<double>();
     res["peak_mem_gib"] = nullptr;
+    // What `ropex plan` says of this step (one rank, ZeRO-0), beside the measured peak: without the
+    // allowance against the allocator's peak (CUDA), with it against a process's RSS (the CPU).
+    const Plan plan = make_plan(cfg, {.seq = T, .micro_batch = B, .checkpoint_every = ckpt_every, .loss_chunk_tokens = loss_chunk,
+                                      .cuda = dev.is_cuda(), .dtype_bytes = static_cast<int64_t>(c10::elementSize(dtype))});
+    res["plan_gib"] = static_cast<double>(plan.per_rank.total) / (1 << 30);
+    res["plan_without_allowance_gib"] = static_cast<double>(plan.per_rank.total - plan.per_rank.allowance) / (1 << 30);
 #ifdef ROPEX_BENCH_CUDA
     if (dev.is_cuda()) {
       const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(dev.index() < 0 ? 0 : dev.index());
