@@ -32,7 +32,6 @@ class WeightReader {
   std::string where(const std::string& name) const;  // "DIR/FILE: tensor 'NAME'"
 
  private:
-  at::Tensor view(const std::string& name) const;  // the mapped bytes as a CPU tensor (aligned only)
   st::CheckpointReader files_;
 };
 

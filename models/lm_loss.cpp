@@ -69,6 +69,7 @@ struct ChunkedLinearCrossEntropy : torch::autograd::Function<ChunkedLinearCrossE
     if (want_h) ctx->saved_data["grad_h"] = grad_h;
     if (want_w) ctx->saved_data["grad_w"] = grad_w;
     ctx->saved_data["chunk"] = chunk;
+    ctx->saved_data["wanted"] = static_cast<int64_t>(want_h) + 2 * static_cast<int64_t>(want_w);
     ctx->saved_data["weight_dtype"] = static_cast<int64_t>(weight.scalar_type());
     return total.to(acc);
   }
@@ -85,9 +86,14 @@ struct ChunkedLinearCrossEntropy : torch::autograd::Function<ChunkedLinearCrossE
       return t;
     };
     at::Tensor grad_h = take("grad_h"), grad_w = take("grad_w");
-    // Scaled in float32 and rounded once, as the plain path scales before its cast: a bfloat16 copy
-    // of g would scale every element by the same rounding error. Row chunks keep the float32
-    // temporary small.
+    const int64_t wanted = ctx->saved_data["wanted"].toInt();
+    TORCH_CHECK(grad_h.defined() == ((wanted & 1) != 0) && grad_w.defined() == ((wanted & 2) != 0),
+                "chunked_lm_loss: backward may run once (its gradients were made in the forward pass and handed over); "
+                "retain_graph and double backward are not supported");
+    // Scaled in float32, then rounded (a bfloat16 hidden-state gradient is so rounded twice, once in
+    // the forward's product and once here: one unit of bfloat16 rounding more than the plain path,
+    // which scales before its cast); a bfloat16 copy of g instead would scale every element by the
+    // same rounding error. Row chunks keep the float32 temporary small.
     if (grad_h.defined() && grad_h.scalar_type() == g.scalar_type()) {
       grad_h.mul_(g);
     } else if (grad_h.defined()) {

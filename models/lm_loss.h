@@ -39,7 +39,8 @@ LossResult chunked_lm_loss(const at::Tensor& hidden, const at::Tensor& weight, c
                            int64_t chunk_tokens);
 
 // Sum of -log p(targets[i] | hidden[i]) over the rows of hidden [N, H] whose target is not -100,
-// chunk_tokens rows at a time, in float64 (a scalar on hidden's device). No gradient: evaluation.
+// chunk_tokens rows at a time: each chunk summed in the loss dtype, the chunks in float64 (a float64
+// scalar on hidden's device). No gradient: evaluation.
 at::Tensor nll_sum(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets, int64_t chunk_tokens);
 
 // The model's loss on (input_ids, position_ids) against labels: chunked when

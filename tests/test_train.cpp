@@ -141,6 +141,30 @@ struct Reordering {
   }
 };
 
+// A bfloat16 run on 2 ranks at ZeRO stages 1 and 2 reads each rank's float32 masters from the
+// float32 weights file, from the offsets its shard starts at: with a learning rate of 0 the
+// checkpointed masters are the file's values bit for bit (not the bfloat16 parameters cast back up).
+TEST(Train, BfloatRanksTakeTheirMastersFromTheWeightsFile) {
+  TinySetup s;
+  const std::map<std::string, at::Tensor> file = weights(s.model());
+  int64_t low_bits = 0;
+  for (const auto& [k, v] : file) low_bits += v.ne(v.to(at::kBFloat16).to(at::kFloat)).sum().item<int64_t>();
+  ASSERT_GT(low_bits, 0) << "the test needs weights that bfloat16 cannot hold exactly";
+  for (int stage : {1, 2}) {
+    SCOPED_TRACE("stage " + std::to_string(stage));
+    const std::string run = s.dir.str() + "/bf16_z" + std::to_string(stage);
+    ASSERT_EQ(train_ranks(s, 2, run,
+                          "--set model.dtype=bfloat16 --set optim.lr=0 --set optim.weight_decay=0 --set schedule.steps=1 --set schedule.warmup_steps=0 "
+                          "--set batch.micro_batch_size=1 --set distributed.bucket_mb=0.01 --set export.at_end=false "
+                          "--set distributed.zero_stage=" + std::to_string(stage)),
+              0)
+        << read_text(run + ".rank0.log") << read_text(run + ".rank1.log");
+    const std::map<std::string, at::Tensor> masters = weights(run + "/checkpoints/step_00000001");
+    ASSERT_EQ(masters.size(), file.size());
+    for (const auto& [k, v] : file) EXPECT_TRUE(at::equal(masters.at(k), v)) << k;
+  }
+}
+
 TEST(Train, TwoGlooRanksEqualOneRankOnTheUnionBatch) {
   TinySetup s;
   const std::string two = s.dir.str() + "/two";

@@ -30,9 +30,9 @@ int run_python(const std::string& python, const std::string& script, const std::
 // Runs a shell command, capturing stdout+stderr.
 int run_command(const std::string& cmd, std::string* out);
 
-// Runs argv (argv[0] a path) with stdout discarded; returns the child's peak resident set in bytes
-// (wait4's accounting of that process alone). Throws if it does not exit 0. The child runs with
-// OMP_NUM_THREADS=2, so per-thread buffers do not grow with the machine's core count.
+// Runs argv (argv[0] a path) with stdout discarded through tests/peak_rss.py; returns its peak
+// resident set in bytes (measured from that small process: see there). Throws if it does not exit 0.
+// The command runs with OMP_NUM_THREADS=2, so per-thread buffers do not grow with the core count.
 int64_t peak_rss_bytes(const std::vector<std::string>& argv);
 
 // Directory of make_reference.py's output ($ROPEX_REF_DIR, or generated once under ROPEX_TEST_TMP).

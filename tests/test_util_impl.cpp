@@ -9,7 +9,6 @@
 #include <fstream>
 #include <iostream>
 #include <random>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <utility>
@@ -124,26 +123,15 @@ void expect_error(const std::function<void()>& fn, const std::vector<std::string
   ADD_FAILURE() << "expected an error mentioning " << (needles.empty() ? "" : needles[0]) << ", nothing was thrown";
 }
 int64_t peak_rss_bytes(const std::vector<std::string>& argv) {
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  std::cout.flush();  // else the child's freopen would write the parent's buffered output again
-  std::fflush(nullptr);
-  const pid_t pid = fork();
-  if (pid == 0) {
-    if (!freopen("/dev/null", "w", stdout)) _exit(126);
-    setenv("OMP_NUM_THREADS", "2", 1);
-    execv(args[0], args.data());
-    _exit(127);
-  }
-  int status = 0;
-  struct rusage ru {};
-  if (pid < 0 || wait4(pid, &status, 0, &ru) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    std::string cmd;
-    for (const auto& a : argv) cmd += a + " ";
-    throw std::runtime_error("failed (status " + std::to_string(status) + "): " + cmd);
-  }
-  return static_cast<int64_t>(ru.ru_maxrss) * 1024;
+  const char* python = std::getenv("ROPEX_PYTHON");
+  if (!python || !*python) throw std::runtime_error("peak_rss_bytes needs ROPEX_PYTHON (tests/peak_rss.py measures)");
+  std::string out;
+  const int rc = run_python(python, "peak_rss.py", argv, &out);
+  if (rc != 0) throw std::runtime_error("peak_rss.py failed (status " + std::to_string(rc) + "): " + out);
+  // The figure is the last line (the command's own stderr comes first).
+  const size_t end = out.find_last_not_of("\n");
+  const size_t start = out.rfind('\n', end);
+  return std::stoll(out.substr(start == std::string::npos ? 0 : start + 1));
 }
 
 }  // namespace ropex::test

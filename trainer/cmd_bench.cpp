@@ -121,10 +121,14 @@ int cmd_bench(const Args& argv) {
   cfg.max_position_embeddings = std::max(cfg.max_position_embeddings, T);
   const at::Device dev = parse_device(args.get("device"));
   const at::ScalarType dtype = parse_dtype_name(args.get("dtype"));
-  const int64_t ckpt_every = args.get_int("ckpt-every") > 0 ? args.get_int("ckpt-every") : (args.flag_set("ckpt") ? 1 : 0);
+  const int64_t ckpt_every_arg = args.get_int("ckpt-every"), loss_chunk = args.get_int("loss-chunk");
+  if (ckpt_every_arg < 0 || loss_chunk < 0)
+    throw UsageError("bench: --ckpt-every and --loss-chunk must be >= 0, got " + std::to_string(ckpt_every_arg) + " and " +
+                     std::to_string(loss_chunk));
+  if (ckpt_every_arg > 0 && args.flag_set("ckpt"))
+    throw UsageError("bench: give --ckpt (every layer) or --ckpt-every K, not both");
+  const int64_t ckpt_every = ckpt_every_arg > 0 ? ckpt_every_arg : (args.flag_set("ckpt") ? 1 : 0);
   const bool ckpt = ckpt_every > 0;
-  const int64_t loss_chunk = args.get_int("loss-chunk");
-  if (ckpt_every < 0 || loss_chunk < 0) throw UsageError("bench: --ckpt-every and --loss-chunk must be >= 0");
 
   // A --config shape is named by its file's stem, as bench/baseline_hf.py names it.
   const std::string shape_name = args.has("config") ? std::filesystem::path(args.get("config")).stem().string() : args.get("shape");

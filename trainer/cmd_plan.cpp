@@ -1,10 +1,8 @@
 // ropex plan CONFIG: per-rank memory and per-step cost of a run, and whether it fits, before launching
 // it (trainer/plan.h).
 #include "models/llama_config.h"
-#include "models/safetensors.h"
 #include "trainer/cli.h"
 #include "trainer/commands.h"
-#include "trainer/device.h"
 #include "trainer/plan.h"
 
 #include <iostream>
@@ -25,14 +23,11 @@ int cmd_plan(const Args& argv) {
   const RunConfig cfg = RunConfig::load(args.get("CONFIG"), args.get_all("set"));
   const int64_t world = args.has("world") ? args.get_int("world") : launcher_world();
   if (world < 1) throw UsageError("plan: --world must be >= 1, got " + std::to_string(world));
-  std::optional<int64_t> gpu_memory;
-  if (args.has("gpu-memory")) gpu_memory = static_cast<int64_t>(st::parse_size(args.get("gpu-memory")));
-  const bool cuda = plans_for_cuda(cfg, gpu_memory.has_value());
-  if (!gpu_memory && cuda) gpu_memory = visible_gpu_memory();
-  const PlanInputs in = plan_inputs(cfg, world, cuda);
+  const PlanTarget target = plan_target(cfg, args.has("gpu-memory") ? args.get("gpu-memory") : "");
+  const PlanInputs in = plan_inputs(cfg, world, target.cuda);
   const Plan plan = make_plan(load_config(cfg.model.path), in);
-  if (args.flag_set("json")) std::cout << plan_json(plan, in, gpu_memory).dump(2) << std::endl;
-  else std::cout << plan_text(plan, in, gpu_memory, cfg.model.path);
+  if (args.flag_set("json")) std::cout << plan_json(plan, in, target.gpu_memory).dump(2) << std::endl;
+  else std::cout << plan_text(plan, in, target.gpu_memory, cfg.model.path);
   return 0;
 }
 

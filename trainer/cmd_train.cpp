@@ -7,7 +7,6 @@
 #include "trainer/checkpoint.h"
 #include "trainer/cli.h"
 #include "trainer/commands.h"
-#include "trainer/device.h"
 #include "trainer/dry_run.h"
 #include "trainer/log.h"
 #include "trainer/preemption.h"
@@ -32,14 +31,13 @@ int cmd_train(const Args& argv) {
     std::cout << resolved.dump(2) << std::endl;
     return 0;
   }
+  if (args.has("gpu-memory") && !args.flag_set("dry-run"))
+    throw UsageError("train: --gpu-memory is for --dry-run (the plan); a run uses the GPUs it is given");
   if (args.flag_set("dry-run")) {
-    std::optional<int64_t> gpu_memory;
-    if (args.has("gpu-memory")) gpu_memory = static_cast<int64_t>(st::parse_size(args.get("gpu-memory")));
-    const bool cuda = plans_for_cuda(cfg, gpu_memory.has_value());
-    if (!gpu_memory && cuda) gpu_memory = visible_gpu_memory();
-    const DryRun d = dry_run(cfg, launcher_world(), cuda);
-    std::cout << d.checks << plan_text(d.plan, d.inputs, gpu_memory, cfg.model.path);
-    const bool fits = !gpu_memory || d.plan.per_rank.total <= *gpu_memory;
+    const PlanTarget target = plan_target(cfg, args.has("gpu-memory") ? args.get("gpu-memory") : "");
+    const DryRun d = dry_run(cfg, launcher_world(), target.cuda);
+    std::cout << d.checks << plan_text(d.plan, d.inputs, target.gpu_memory, cfg.model.path);
+    const bool fits = !target.gpu_memory || d.plan.per_rank.total <= *target.gpu_memory;
     std::cout << (fits ? "dry run: ok" : "dry run: the checks pass, but the plan does not fit the GPU memory") << std::endl;
     return fits ? 0 : 1;
   }

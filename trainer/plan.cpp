@@ -1,6 +1,9 @@
 // The memory and FLOP arithmetic of a training run. See plan.h; bench/MEMORY.md writes out each term.
 #include "trainer/plan.h"
 
+#include "models/safetensors.h"
+#include "trainer/device.h"
+
 #include <torch/cuda.h>
 
 #include <algorithm>
@@ -101,16 +104,19 @@ Plan make_plan(const LlamaConfig& c, const PlanInputs& in) {
   p.largest_tensor = std::max({c.vocab_size * c.hidden_size, c.hidden_size * c.intermediate_size,
                                x.dq * c.hidden_size});
   const int64_t P = p.params, W = std::max<int64_t>(in.world, 1), shard = ceil_div(P, W);
-  const int64_t bucket = std::min(in.bucket_bytes, x.s * P);  // a bucket never holds more than the model
+  // A bucket closes once it holds bucket_bytes (trainer/shard_layout.cpp), so it can pass that by one
+  // tensor less an element, and a tensor larger than bucket_bytes fills one alone; never more than
+  // the model.
+  const int64_t bucket = std::min(in.bucket_bytes + x.s * p.largest_tensor, x.s * P);
   PlanMemory& m = p.per_rank;
   m.weights = x.s * P;
   // Gradients (trainer/zero.h): stage 0 keeps them whole, and with W > 1 a persistent flat copy per
   // bucket; stage 1's gradients are views into its persistent buckets, plus the reduced chunk;
-  // stage 2 keeps the reduced chunk and at most two buckets in flight (whole gradients too while
-  // earlier micro-batches accumulate, grad_accum > 1).
+  // stage 2 keeps the reduced chunk, at most two packed buckets in flight and the gradients of the
+  // bucket being filled (whole gradients too while earlier micro-batches accumulate, grad_accum > 1).
   if (in.zero_stage == 0) m.gradients = x.s * P * (W > 1 ? 2 : 1);
   else if (in.zero_stage == 1) m.gradients = x.s * P + x.s * shard;
-  else m.gradients = x.s * shard + 2 * bucket + (in.grad_accum > 1 ? x.s * P : 0);
+  else m.gradients = x.s * shard + 3 * bucket + (in.grad_accum > 1 ? x.s * P : 0);
   // Optimizer: float32 moments, and float32 masters unless the parameters are their own (stage 0
   // with a float32 model); sharded from stage 1.
   if (in.zero_stage == 0) m.optimizer = 8 * P + (x.s == 4 ? 0 : 4 * P);
@@ -145,9 +151,21 @@ Plan make_plan(const LlamaConfig& c, const PlanInputs& in) {
   return p;
 }
 
-bool plans_for_cuda(const RunConfig& cfg, bool gpu_memory_given) {
-  if (cfg.model.device != "auto") return cfg.model.device == "cuda";
-  return gpu_memory_given || torch::cuda::is_available();
+PlanTarget plan_target(const RunConfig& cfg, const std::string& gpu_memory_flag) {
+  PlanTarget t;
+  if (!gpu_memory_flag.empty()) {
+    try {
+      t.gpu_memory = static_cast<int64_t>(st::parse_size(gpu_memory_flag));
+    } catch (const std::exception& e) {
+      throw std::invalid_argument(std::string("--gpu-memory: ") + e.what());
+    }
+    if (cfg.model.device == "cpu")
+      throw std::invalid_argument("--gpu-memory " + gpu_memory_flag + ": the run config has model.device = cpu (set it to "
+                                  "auto or cuda to plan a GPU run)");
+  }
+  t.cuda = cfg.model.device == "cuda" || (cfg.model.device == "auto" && (t.gpu_memory || torch::cuda::is_available()));
+  if (t.cuda && !t.gpu_memory) t.gpu_memory = visible_gpu_memory();
+  return t;
 }
 
 int64_t launcher_world() {

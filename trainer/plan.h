@@ -54,9 +54,15 @@ struct Plan {
 int64_t count_params(const LlamaConfig& c);
 Plan make_plan(const LlamaConfig& c, const PlanInputs& in);
 
-// Where a run will compute: model.device, and for "auto" CUDA when a GPU is visible here or a GPU
-// memory size was given (planning a GPU run from a machine without one).
-bool plans_for_cuda(const RunConfig& cfg, bool gpu_memory_given);
+// Where a plan is for and the memory it is held against. `gpu_memory_flag` is --gpu-memory's text
+// ("" when not given; errors name the flag). The device is model.device, and for "auto" CUDA when a
+// GPU is visible here or a memory size was given (planning a GPU run from a machine without one);
+// a run config for the CPU refuses a GPU memory size; a CUDA plan without one takes the visible GPU's.
+struct PlanTarget {
+  bool cuda = false;
+  std::optional<int64_t> gpu_memory;
+};
+PlanTarget plan_target(const RunConfig& cfg, const std::string& gpu_memory_flag);
 // The launcher's world size (WORLD_SIZE), else 1.
 int64_t launcher_world();
 // PlanInputs from a resolved run config, the number of ranks and where it will run.

@@ -27,7 +27,7 @@ void RunConfig::bind(ConfigSchema& s) {
         "k = layers 0, k, 2k, ... (memory between the two; `ropex plan` shows it)");
   s.add("model.loss_chunk_tokens", &model.loss_chunk_tokens,
         "the lm_head and the loss run this many tokens at a time, so the full [tokens, vocab] logits never exist; "
-        "0 = all at once (the plain path; needs about 14 bytes x tokens x vocab)", 0);
+        "0 = all at once (the plain path; needs about 12 bytes x tokens x vocab)", 0);
 
   s.add("rope.type", &rope.type, "frequency scaling trained with (keep = the model's own)",
         {"keep", "default", "linear", "ntk", "dynamic", "yarn", "dynamic-yarn", "llama3"});

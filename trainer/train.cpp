@@ -147,8 +147,10 @@ void setup_model_and_optimizer(Job& job) {
   job.dist->broadcast_params(params);
   // Float32 masters (when the model computes in a lower precision) are read from the weights' file,
   // stretch by stretch, only this rank's shard at ZeRO stages 1-2: a master made from the bfloat16
-  // parameters would have lost the weights' low bits for good. A random init has no such bits: its
-  // masters are the parameters as initialised.
+  // parameters would have lost the weights' low bits for good. A random init (model.from_scratch)
+  // takes the parameters as initialised, i.e. its float32 draws rounded to the compute dtype (before
+  // 2026-11-30 the masters kept the unrounded draws: a bfloat16 run from scratch starts from
+  // slightly different masters than with older builds for the same seed).
   StateReader masters;
   if (weights)
     masters = [&](const std::string& key, at::IntArrayRef, int64_t offset, int64_t count) {
