@@ -115,7 +115,6 @@ std::vector<std::string> check_weights(LlamaForCausalLM& model, const WeightRead
   for (const auto& n : reader.names())
     if (!ignorable(n)) remaining.insert(n);
   std::vector<std::string> missing, mismatched;
-  torch::NoGradGuard no_grad;
   for (auto& item : model->named_parameters()) {
     const std::string& name = item.key();
     at::Tensor& param = item.value();

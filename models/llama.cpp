@@ -2,7 +2,6 @@
 #include "models/llama.h"
 
 #include <torch/autograd.h>
-#include <torch/nn/init.h>
 
 #include <stdexcept>
 

@@ -49,27 +49,33 @@ at::Tensor chunk_loss(const at::Tensor& h, const at::Tensor& w, const at::Tensor
   return loss;
 }
 
+// chunk_loss over rows [0, N) `chunk` at a time: the summed loss in float64 (a scalar on hidden's
+// device), and the gradients into grad_h ([N, H], written row chunk by row chunk) and grad_w when given.
+at::Tensor chunked_sum(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets, int64_t chunk,
+                       at::Tensor* grad_h, at::Tensor* grad_w) {
+  at::Tensor total = at::zeros({}, hidden.options().dtype(at::kDouble));
+  for (int64_t s = 0; s < hidden.size(0); s += chunk) {
+    const int64_t n = std::min(chunk, hidden.size(0) - s);
+    at::Tensor rows = grad_h ? grad_h->narrow(0, s, n) : at::Tensor();
+    total += chunk_loss(hidden.narrow(0, s, n), weight, targets.narrow(0, s, n), grad_h ? &rows : nullptr, grad_w);
+  }
+  return total;
+}
+
 // The lm_head and the loss over chunks of rows, as one autograd node. The forward pass computes the
 // gradients of the summed loss chunk by chunk (so no chunk's logits outlive it, and none is made
 // twice); backward scales them by the incoming gradient (a scalar) and hands them over.
 struct ChunkedLinearCrossEntropy : torch::autograd::Function<ChunkedLinearCrossEntropy> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& hidden, const at::Tensor& weight,
                             const at::Tensor& targets, int64_t chunk, bool want_h, bool want_w) {
-    const int64_t N = hidden.size(0);
-    at::Tensor grad_h = want_h ? at::empty_like(hidden) : at::Tensor();                             // [N, H]
     const at::ScalarType acc = loss_dtype(hidden.scalar_type());
+    at::Tensor grad_h = want_h ? at::empty_like(hidden) : at::Tensor();                                  // [N, H]
     at::Tensor grad_w = want_w ? at::zeros(weight.sizes(), weight.options().dtype(acc)) : at::Tensor();  // [V, H]
-    at::Tensor total = at::zeros({}, hidden.options().dtype(at::kDouble));
-    for (int64_t s = 0; s < N; s += chunk) {
-      const int64_t n = std::min(chunk, N - s);
-      at::Tensor gh = want_h ? grad_h.narrow(0, s, n) : at::Tensor();
-      total += chunk_loss(hidden.narrow(0, s, n), weight, targets.narrow(0, s, n), want_h ? &gh : nullptr,
-                          want_w ? &grad_w : nullptr);
-    }
+    const at::Tensor total =
+        chunked_sum(hidden, weight, targets, chunk, want_h ? &grad_h : nullptr, want_w ? &grad_w : nullptr);
     if (want_h) ctx->saved_data["grad_h"] = grad_h;
     if (want_w) ctx->saved_data["grad_w"] = grad_w;
     ctx->saved_data["chunk"] = chunk;
-    ctx->saved_data["wanted"] = static_cast<int64_t>(want_h) + 2 * static_cast<int64_t>(want_w);
     ctx->saved_data["weight_dtype"] = static_cast<int64_t>(weight.scalar_type());
     return total.to(acc);
   }
@@ -77,6 +83,10 @@ struct ChunkedLinearCrossEntropy : torch::autograd::Function<ChunkedLinearCrossE
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad_out) {
     const at::Tensor g = grad_out[0];  // scalar, in the loss dtype: d(final loss) / d(summed loss)
+    TORCH_CHECK(!ctx->saved_data.count("handed_over"),
+                "chunked_lm_loss: backward may run once (its gradients were made in the forward pass and handed over); "
+                "retain_graph and double backward are not supported");
+    ctx->saved_data["handed_over"] = true;
     // Taken out of the context, so they are freed with their last use, not with the graph.
     auto take = [&](const char* key) {
       auto it = ctx->saved_data.find(key);
@@ -86,22 +96,15 @@ struct ChunkedLinearCrossEntropy : torch::autograd::Function<ChunkedLinearCrossE
       return t;
     };
     at::Tensor grad_h = take("grad_h"), grad_w = take("grad_w");
-    const int64_t wanted = ctx->saved_data["wanted"].toInt();
-    TORCH_CHECK(grad_h.defined() == ((wanted & 1) != 0) && grad_w.defined() == ((wanted & 2) != 0),
-                "chunked_lm_loss: backward may run once (its gradients were made in the forward pass and handed over); "
-                "retain_graph and double backward are not supported");
     // Scaled in float32, then rounded (a bfloat16 hidden-state gradient is so rounded twice, once in
     // the forward's product and once here: one unit of bfloat16 rounding more than the plain path,
     // which scales before its cast); a bfloat16 copy of g instead would scale every element by the
     // same rounding error. Row chunks keep the float32 temporary small.
-    if (grad_h.defined() && grad_h.scalar_type() == g.scalar_type()) {
-      grad_h.mul_(g);
-    } else if (grad_h.defined()) {
-      const int64_t chunk = ctx->saved_data["chunk"].toInt();
-      for (int64_t s = 0; s < grad_h.size(0); s += chunk) {
-        at::Tensor rows = grad_h.narrow(0, s, std::min(chunk, grad_h.size(0) - s));
-        rows.copy_(rows.to(g.scalar_type()).mul_(g));
-      }
+    const int64_t chunk = ctx->saved_data["chunk"].toInt();
+    for (int64_t s = 0; grad_h.defined() && s < grad_h.size(0); s += chunk) {
+      at::Tensor rows = grad_h.narrow(0, s, std::min(chunk, grad_h.size(0) - s));
+      if (rows.scalar_type() == g.scalar_type()) rows.mul_(g);
+      else rows.copy_(rows.to(g.scalar_type()).mul_(g));
     }
     if (grad_w.defined()) grad_w = grad_w.mul_(g).to(static_cast<at::ScalarType>(ctx->saved_data["weight_dtype"].toInt()));
     return {grad_h, grad_w, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
@@ -136,12 +139,7 @@ LossResult chunked_lm_loss(const at::Tensor& hidden, const at::Tensor& weight, c
 at::Tensor nll_sum(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets, int64_t chunk_tokens) {
   TORCH_CHECK(chunk_tokens >= 1, "nll_sum: chunk_tokens must be >= 1, got ", chunk_tokens);
   torch::NoGradGuard no_grad;
-  at::Tensor total = at::zeros({}, hidden.options().dtype(at::kDouble));
-  for (int64_t s = 0; s < hidden.size(0); s += chunk_tokens) {
-    const int64_t n = std::min(chunk_tokens, hidden.size(0) - s);
-    total += chunk_loss(hidden.narrow(0, s, n), weight, targets.narrow(0, s, n), nullptr, nullptr);
-  }
-  return total;
+  return chunked_sum(hidden, weight, targets, chunk_tokens, nullptr, nullptr);
 }
 
 LossResult lm_loss(LlamaForCausalLM& model, const at::Tensor& input_ids, const at::Tensor& position_ids,

@@ -4,8 +4,8 @@
 //
 // Two paths with one result:
 //   causal_lm_loss(logits, labels)   the plain reference: the whole [B, T, V] logits, cast to
-//                                    float32, log-softmax kept for backward (about 14·B·T·V bytes
-//                                    at the loss backward with bfloat16 logits).
+//                                    float32, log-softmax kept for backward (about 12·B·T·V bytes
+//                                    at the log-softmax backward; bench/MEMORY.md).
 //   chunked_lm_loss(hidden, W, ...)  lm_head and loss together, `chunk_tokens` rows at a time: a
 //                                    chunk's logits are made, reduced to its loss and, when a
 //                                    gradient is wanted, turned at once into that chunk's share of

@@ -255,6 +255,9 @@ TEST(HFCheckpoint, LoadHoldsOneCopyOfTheModel) {
                            "--dtype", "float32"});
   };
   const int64_t model_bytes = static_cast<int64_t>(std::filesystem::file_size(big + "/model.safetensors"));
+  // The allowance: the model, its largest tensor (one tensor's conversion buffer) and a
+  // small buffer, here 32 MiB: scoring 32 tokens keeps well under 1 MiB of activations and logits,
+  // and the rest is room for the allocator's rounding of 40 freshly mapped tensors.
   const int64_t largest = int64_t{1024} * 2816 * 4, buffer = int64_t{32} << 20;
   const int64_t tiny = score(t.model()), loaded = score(big);
   std::cout << "[load] score peak RSS: tiny model " << tiny / (1 << 20) << " MiB, " << model_bytes / (1 << 20)

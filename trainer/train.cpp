@@ -49,7 +49,7 @@ RopeScaling run_rope(const RunConfig& cfg, const LlamaConfig& model, int64_t* ma
   return r;
 }
 
-SamplerOptions run_sampler(const RunConfig& cfg, const LlamaConfig& model) {
+std::unique_ptr<Loader> make_loader(const RunConfig& cfg, const LlamaConfig& model, int rank, int world) {
   int64_t max_pos = 0, target_len = 0;
   run_rope(cfg, model, &max_pos, &target_len);
   SamplerOptions so = cfg.sampler;
@@ -58,7 +58,15 @@ SamplerOptions run_sampler(const RunConfig& cfg, const LlamaConfig& model) {
   if (cfg.sampler.name != "contiguous" && so.target_len <= so.train_len)
     throw ConfigError(cat("rope: sampler '", cfg.sampler.name, "' needs a target length above data.train_len = ", so.train_len,
                           ", got ", so.target_len, " (set rope.target_len)"));
-  return so;
+  auto store = std::make_shared<const TokenStore>(TokenStore::open(cfg.data.store));
+  if (store->vocab_size() > model.vocab_size)
+    throw std::runtime_error(cfg.data.store + ": tokenized with a vocabulary of " + std::to_string(store->vocab_size()) +
+                             " but the model has vocab_size " + std::to_string(model.vocab_size));
+  return std::make_unique<Loader>(
+      store, so,
+      LoaderOptions{.seed = static_cast<uint64_t>(cfg.run.seed), .rank = rank, .world = world,
+                    .micro_batch = cfg.batch.micro_batch_size, .grad_accum = cfg.batch.grad_accum,
+                    .holdout_docs = cfg.eval.every > 0 ? cfg.eval.docs : 0});
 }
 
 namespace {
@@ -182,17 +190,8 @@ void setup_model_and_optimizer(Job& job) {
 
 void setup_data(Job& job) {
   const RunConfig& cfg = job.cfg;
-  const LlamaConfig& mc = job.model->config();
-  const SamplerOptions so = run_sampler(cfg, load_config(cfg.model.path));
-  auto store = std::make_shared<const TokenStore>(TokenStore::open(cfg.data.store));
-  if (store->vocab_size() > mc.vocab_size)
-    throw std::runtime_error(cfg.data.store + ": tokenized with a vocabulary of " + std::to_string(store->vocab_size()) +
-                             " but the model has vocab_size " + std::to_string(mc.vocab_size));
-  job.loader = std::make_unique<Loader>(
-      store, so,
-      LoaderOptions{.seed = static_cast<uint64_t>(cfg.run.seed), .rank = job.env.rank, .world = job.env.world,
-                    .micro_batch = cfg.batch.micro_batch_size, .grad_accum = cfg.batch.grad_accum,
-                    .holdout_docs = cfg.eval.every > 0 ? cfg.eval.docs : 0});
+  job.loader = make_loader(cfg, load_config(cfg.model.path), job.env.rank, job.env.world);
+  const SamplerOptions& so = job.loader->sampler_options();
   log::info(cat("data ", cfg.data.store, ": ", job.loader->train_docs(), " training documents (", job.loader->skipped_docs(),
                 " shorter than the sampler's minimum skipped), sampler ", so.name, ", window ", so.train_len,
                 ", positions < ", so.target_len, ", global batch ", cfg.global_batch(job.env.world)));

@@ -4,7 +4,7 @@
 // (non-finite policy, metrics, evaluation, checkpoint, stop on a signal or run.stop_after); the
 // final checkpoint and the export at the end. Stop signals: trainer/preemption.h.
 #pragma once
-#include "data/positions.h"
+#include "data/loader.h"
 #include "models/llama_config.h"
 #include "trainer/run_config.h"
 
@@ -27,8 +27,10 @@ TrainSummary train(const RunConfig& cfg, const nlohmann::json& resolved);
 // max_position_embeddings to record and the target length L position ids may reach.
 RopeScaling run_rope(const RunConfig& cfg, const LlamaConfig& model, int64_t* max_position_embeddings, int64_t* target_len);
 
-// The position sampler's settings for this run (window, target length); throws ConfigError when the
-// sampler needs a target length the rope section does not give.
-SamplerOptions run_sampler(const RunConfig& cfg, const LlamaConfig& model);
+// The run's loader for one rank: opens data.store, checks it against the model's vocabulary, and
+// sets up the sampler for the window and target length (a ConfigError when the sampler needs a
+// target length the rope section does not give; an error naming the store when no document is
+// long enough). `model` is the model's own config.json.
+std::unique_ptr<Loader> make_loader(const RunConfig& cfg, const LlamaConfig& model, int rank, int world);
 
 }  // namespace ropex
