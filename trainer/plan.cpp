@@ -1,7 +1,9 @@
 // The memory and FLOP arithmetic of a training run. See plan.h; bench/MEMORY.md writes out each term.
 #include "trainer/plan.h"
 
+#include "models/llama.h"
 #include "models/safetensors.h"
+#include "trainer/shard_layout.h"
 #include "trainer/device.h"
 
 #include <torch/cuda.h>
@@ -101,13 +103,17 @@ Plan make_plan(const LlamaConfig& c, const PlanInputs& in) {
   const Shape x(c, in);
   Plan p;
   p.params = count_params(c);
-  p.largest_tensor = std::max({c.vocab_size * c.hidden_size, c.hidden_size * c.intermediate_size,
-                               x.dq * c.hidden_size});
-  const int64_t P = p.params, W = std::max<int64_t>(in.world, 1), shard = ceil_div(P, W);
-  // A bucket closes once it holds bucket_bytes (trainer/shard_layout.cpp), so it can pass that by one
-  // tensor less an element, and a tensor larger than bucket_bytes fills one alone; never more than
-  // the model.
-  const int64_t bucket = std::min(in.bucket_bytes + x.s * p.largest_tensor, x.s * P);
+  // The buckets and the rank's shard as trainer/shard_layout.h lays them out, from the parameter
+  // sizes of the model built on the meta device (no memory): a bucket closes once it holds
+  // bucket_bytes, so one tensor can overrun it, and each bucket's chunk is padded to the world size.
+  const int64_t P = p.params, W = std::max<int64_t>(in.world, 1);
+  std::vector<int64_t> numels;
+  for (const auto& t : LlamaForCausalLM(c, at::TensorOptions().device(at::kMeta))->parameters()) numels.push_back(t.numel());
+  p.largest_tensor = *std::max_element(numels.begin(), numels.end());
+  const ShardLayout layout = ShardLayout::plan(numels, x.s, in.bucket_bytes, static_cast<int>(W), 0);
+  const int64_t shard = layout.shard_numel;
+  int64_t bucket = 0;
+  for (const auto& b : layout.buckets) bucket = std::max(bucket, x.s * b.numel);
   PlanMemory& m = p.per_rank;
   m.weights = x.s * P;
   // Gradients (trainer/zero.h): stage 0 keeps them whole, and with W > 1 a persistent flat copy per
