@@ -367,7 +367,7 @@ debug_tiny() {
     cat /usr/share/common-licenses/GPL-3 /usr/share/common-licenses/Apache-2.0 /usr/share/common-licenses/GPL-2 \
         /usr/share/common-licenses/LGPL-2.1 > "$dir/corpus.txt"
     "$bin" train-tokenizer --input "$dir/corpus.txt" --output "$dir/tok" --vocab-size 500 >/dev/null
-    "$bin" new-model --output "$dir/model" --tokenizer "$dir/tok.model" --set hidden_size=64 \
+    "$bin" new-model --output "$dir/model" --overwrite --tokenizer "$dir/tok.model" --set hidden_size=64 \
       --set intermediate_size=128 --set num_hidden_layers=2 --set num_attention_heads=4 \
       --set num_key_value_heads=2 --set max_position_embeddings=64
     "$bin" prepare --tokenizer "$dir/tok.model" --input "$dir/corpus.txt" --output "$dir/store" --txt-split blank_line

@@ -386,8 +386,11 @@ class Progress {
 
 // ---- metadata ----
 
-std::string fnv1a64_hex(const std::string& path) {
+}  // namespace
+
+std::string file_fnv1a64(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot open " + in_quotes(path));
   uint64_t h = 0xcbf29ce484222325ULL;
   std::vector<char> buf(1 << 20);
   while (in.read(buf.data(), static_cast<std::streamsize>(buf.size())) || in.gcount() > 0) {
@@ -398,10 +401,24 @@ std::string fnv1a64_hex(const std::string& path) {
   return s.str();
 }
 
+void check_store_tokenizer(const json& meta, const std::string& store_dir, const std::string& tokenizer_path) {
+  if (!meta.contains("tokenizer") || !meta["tokenizer"].is_object() || !meta["tokenizer"].contains("fnv1a64")) return;
+  const json& made_with = meta["tokenizer"];
+  const std::string ours = file_fnv1a64(tokenizer_path);
+  if (made_with["fnv1a64"] == ours) return;
+  throw std::runtime_error("token store " + in_quotes(store_dir) + " was made with tokenizer " +
+                           made_with.value("path", std::string("?")) + " (fnv1a64 " + made_with["fnv1a64"].dump() +
+                           ", vocab_size " + made_with.value("vocab_size", json(nullptr)).dump() + ") but the model's is " +
+                           tokenizer_path + " (fnv1a64 \"" + ours + "\"): the same ids would be other pieces. Prepare "
+                           "the store again with --tokenizer " + tokenizer_path);
+}
+
+namespace {
+
 json tokenizer_info(const Tokenizer& tok) {
   return {{"path", fs::absolute(tok.path()).lexically_normal().string()},
           {"size", fs::file_size(tok.path())},
-          {"fnv1a64", fnv1a64_hex(tok.path())},
+          {"fnv1a64", file_fnv1a64(tok.path())},
           {"vocab_size", tok.vocab_size()},
           {"bos_id", tok.bos_id()},
           {"eos_id", tok.eos_id()}};
@@ -564,6 +581,24 @@ PrepareStats prepare_corpus(const PrepareOptions& o) {
   log::info(cat("wrote ", in_quotes(o.output_dir), ": ", with_commas(stats.documents), " documents, ",
                 with_commas(stats.tokens), " tokens"));
   return stats;
+}
+
+int64_t write_documents_as_text(const PrepareOptions& o, const std::string& out_path) {
+  check_inputs(o.inputs);
+  std::ofstream out(out_path, std::ios::binary | std::ios::trunc);
+  if (!out) throw std::runtime_error("cannot write " + in_quotes(out_path));
+  ErrorSink errors(o.on_error);
+  int64_t documents = 0;
+  ReadContext ctx{errors, [&](std::string&& text) {
+                    if (text.empty()) return;
+                    out << text << (text.back() == '\n' ? "\n" : "\n\n");
+                    ++documents;
+                  }};
+  for (const auto& path : o.inputs) read_input(path, o, ctx);
+  out.flush();
+  if (!out) throw std::runtime_error("writing " + in_quotes(out_path) + " failed");
+  if (errors.count() > 0) log::warn(cat(errors.count(), " malformed record(s) skipped"));
+  return documents;
 }
 
 }  // namespace ropex

@@ -84,4 +84,17 @@ PrepareStats summarize_lengths(std::vector<int64_t> lengths, const std::vector<i
 // on bad input; on any error the output directory is left untouched.
 PrepareStats prepare_corpus(const PrepareOptions& options);
 
+// Hex FNV-1a-64 of a file's bytes (what meta.json's "tokenizer.fnv1a64" records).
+std::string file_fnv1a64(const std::string& path);
+
+// Throws (naming both files) when the store at `store_dir`, whose meta.json is `meta`, was made with
+// a tokenizer other than `tokenizer_path` (compared by fnv1a64): the same ids would mean other
+// pieces. A store without the record (written by other tools) is not checked.
+void check_store_tokenizer(const nlohmann::json& meta, const std::string& store_dir, const std::string& tokenizer_path);
+
+// The documents of .jsonl / .txt inputs read as `prepare` reads them (text_field, txt_split,
+// on_error), written to `out_path` as plain text, documents separated by a blank line: what a
+// SentencePiece trainer takes (it reads lines). Returns the number of documents.
+int64_t write_documents_as_text(const PrepareOptions& options, const std::string& out_path);
+
 }  // namespace ropex

@@ -527,6 +527,13 @@ LlamaForCausalLM load_model_or_checkpoint(const std::string& dir, const LoadOpti
 
 void export_checkpoint(const std::string& checkpoint_dir, const std::string& out_dir, uint64_t max_shard_bytes,
                        at::ScalarType dtype) {
+  if (fs::is_directory(ckpt_root(checkpoint_dir))) {  // a run folder, not one of its checkpoints
+    const auto newest = latest_checkpoint(checkpoint_dir);
+    throw std::runtime_error(checkpoint_dir + " is a run folder, not a checkpoint: " +
+                             (newest ? "its newest complete checkpoint is " + *newest + " (ropex export --checkpoint " +
+                                           *newest + " --output ...)"
+                                     : "it holds no complete checkpoint under " + ckpt_root(checkpoint_dir).string()));
+  }
   require_sound(checkpoint_dir);
   const CheckpointFiles files(checkpoint_dir);
   LlamaConfig hf = hf_loadable(load_config((fs::path(checkpoint_dir) / "config.json").string()));

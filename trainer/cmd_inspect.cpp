@@ -70,7 +70,9 @@ int inspect_rope(const Args& argv) {
       throw UsageError("inspect rope: --rope-scaling is not valid JSON: " + std::string(e.what()));
     }
     if (j.is_object() && j.contains("rope_theta")) c.rope_theta = j["rope_theta"].get<double>();
-    c.rope = j.is_null() ? RopeScaling{} : rope_scaling_from_json(j, "--rope-scaling", /*max_position_embeddings=*/0);
+    // original_max_position_embeddings defaults to the config's max_position_embeddings, as
+    // transformers fills it in.
+    c.rope = j.is_null() ? RopeScaling{} : rope_scaling_from_json(j, "--rope-scaling", c.max_position_embeddings);
   }
   c.validate(dir);
   RopeParams p = compute_rope_params(c, args.get_int("seq-len"));

@@ -1,56 +1,120 @@
 // Small tools for building a model from nothing (tests, the demo, experiments without a hub):
-//   ropex train-tokenizer --input FILE... --output PREFIX [--vocab-size N]
-//   ropex new-model --output DIR [--tokenizer MODEL] [--set key=value ...] [--seed S]
+//   ropex train-tokenizer --input FILE... --output PREFIX [--vocab-size N] [--text-field NAME]
+//   ropex new-model --output DIR [--tokenizer MODEL] [--set key=value ...] [--seed S] [--overwrite]
+#include "data/prepare.h"
+#include "data/text_match.h"
 #include "data/tokenizer.h"
 #include "models/hf_checkpoint.h"
 #include "trainer/cli.h"
 #include "trainer/commands.h"
 #include "trainer/log.h"
 
+#include <algorithm>
+#include <filesystem>
 #include <iostream>
 
 namespace ropex {
+namespace fs = std::filesystem;
 
 int cmd_train_tokenizer(const Args& argv) {
   ArgParser args("train-tokenizer", "Trains a SentencePiece BPE tokenizer with Llama's conventions (unk 0, bos 1, eos 2,\n"
-                                    "byte fallback, split digits) and writes PREFIX.model and PREFIX.vocab.");
-  args.option("input", "FILE", "plain-text training file", std::nullopt, /*repeatable=*/true)
+                                    "byte fallback, split digits) and writes PREFIX.model and PREFIX.vocab. Inputs are read\n"
+                                    "as `ropex prepare` reads them: .jsonl by its text field, .txt as plain text.");
+  args.option("input", "FILE", ".jsonl or .txt training file", std::nullopt, /*repeatable=*/true)
       .option("output", "PREFIX", "output prefix")
-      .option("vocab-size", "N", "vocabulary size", "2000");
+      .option("vocab-size", "N", "vocabulary size", "2000")
+      .option("text-field", "NAME", ".jsonl: the string field holding the text", "text");
   args.parse(argv);
-  if (args.get_all("input").empty()) throw UsageError("train-tokenizer: at least one --input FILE is required");
+  const std::vector<std::string> inputs = args.get_all("input");
+  if (inputs.empty()) throw UsageError("train-tokenizer: at least one --input FILE is required");
   TokenizerTrainOptions o;
   o.vocab_size = static_cast<int>(args.get_int("vocab-size"));
-  const std::string path = Tokenizer::train(args.get_all("input"), args.get("output"), o);
+  // SentencePiece reads lines: JSON lines are turned into their texts first (one document after
+  // another, as prepare reads them), or it would learn the JSON's quotes and escapes.
+  const bool jsonl = std::any_of(inputs.begin(), inputs.end(),
+                                 [](const std::string& p) { return fs::path(p).extension() == ".jsonl"; });
+  std::vector<std::string> files = inputs;
+  const std::string text = args.get("output") + ".input.txt";
+  if (jsonl) {
+    PrepareOptions po;
+    po.inputs = inputs;
+    po.text_field = args.get("text-field");
+    po.on_error = OnError::fail;
+    const int64_t docs = write_documents_as_text(po, text);
+    log::info(cat("train-tokenizer: ", docs, " documents from ", inputs.size(), " input(s)"));
+    files = {text};
+  }
+  std::string path;
+  try {
+    path = Tokenizer::train(files, args.get("output"), o);
+  } catch (...) {
+    if (jsonl) fs::remove(text);
+    throw;
+  }
+  if (jsonl) fs::remove(text);
   std::cout << path << std::endl;
   return 0;
 }
 
-int cmd_new_model(const Args& argv) {
-  ArgParser args("new-model", "Writes a randomly initialised Llama as a Hugging Face directory. Shape keys are\n"
-                              "config.json keys: --set hidden_size=64 --set num_hidden_layers=2 ... ; vocab_size\n"
-                              "defaults to the tokenizer's.");
-  args.option("output", "DIR", "directory to write")
-      .option("tokenizer", "MODEL", "SentencePiece model to copy in (sets vocab_size)")
-      .option("set", "KEY=VALUE", "a config.json key", std::nullopt, /*repeatable=*/true)
-      .option("seed", "S", "initialisation seed", "0");
-  args.parse(argv);
+namespace {
+// The config.json keys new-model takes: those ropex writes, with their default values' JSON types.
+nlohmann::json new_model_defaults() {
   nlohmann::json j = {{"vocab_size", 32000}, {"hidden_size", 256}, {"intermediate_size", 688}, {"num_hidden_layers", 4},
                       {"num_attention_heads", 4}, {"num_key_value_heads", 4}, {"max_position_embeddings", 512},
                       {"rms_norm_eps", 1e-5}, {"rope_theta", 10000.0}, {"tie_word_embeddings", false}};
+  const nlohmann::json written = config_to_json(config_from_json(j, "new-model defaults"), {});
+  for (const auto& [key, value] : written.items())
+    if (!j.contains(key)) j[key] = value;
+  return j;
+}
+
+bool same_kind(const nlohmann::json& a, const nlohmann::json& b) {
+  if (a.is_number() && b.is_number()) return !(a.is_number_integer() && b.is_number_float());
+  if (a.is_null() || b.is_null()) return a.is_null() ? (b.is_object() || b.is_null()) : (a.is_object() || a.is_null());
+  return a.type() == b.type();
+}
+}  // namespace
+
+int cmd_new_model(const Args& argv) {
+  ArgParser args("new-model", "Writes a randomly initialised Llama as a Hugging Face directory. Shape keys are\n"
+                              "config.json keys: --set hidden_size=64 --set num_hidden_layers=2 ... ; vocab_size\n"
+                              "defaults to the tokenizer's. Unknown keys and values of the wrong type are errors.");
+  args.option("output", "DIR", "directory to write (refused if it holds anything, unless --overwrite)")
+      .option("tokenizer", "MODEL", "SentencePiece model to copy in (sets vocab_size)")
+      .option("set", "KEY=VALUE", "a config.json key", std::nullopt, /*repeatable=*/true)
+      .option("seed", "S", "initialisation seed", "0")
+      .flag("overwrite", "replace what --output holds");
+  args.parse(argv);
+  const std::string out = args.get("output");
+  std::error_code ec;
+  if (fs::exists(out) && !(fs::is_directory(out) && fs::is_empty(out, ec)) && !args.flag_set("overwrite"))
+    throw UsageError("new-model: --output " + out + " already exists and is not an empty folder (pass --overwrite to replace it)");
+  nlohmann::json j = new_model_defaults();
+  std::vector<std::string> known;
+  for (const auto& [key, _] : j.items()) known.push_back(key);
   if (args.has("tokenizer")) j["vocab_size"] = Tokenizer::load(args.get("tokenizer")).vocab_size();
   for (const auto& s : args.get_all("set")) {
     const auto eq = s.find('=');
-    if (eq == std::string::npos) throw UsageError("new-model: --set expects key=value, got '" + s + "'");
-    nlohmann::json v = nlohmann::json::parse(s.substr(eq + 1), nullptr, false);
-    j[s.substr(0, eq)] = v.is_discarded() ? nlohmann::json(s.substr(eq + 1)) : v;
+    if (eq == std::string::npos || eq == 0) throw UsageError("new-model: --set expects key=value, got '" + s + "'");
+    const std::string key = s.substr(0, eq), text = s.substr(eq + 1);
+    if (!j.contains(key))
+      throw UsageError("new-model: --set " + s + ": unknown config.json key '" + key + "' (did you mean '" +
+                       nearest(key, known) + "'?)");
+    nlohmann::json v = nlohmann::json::parse(text, nullptr, false);
+    if (v.is_discarded()) v = text;
+    if (!same_kind(v, j[key]))
+      throw UsageError("new-model: --set " + s + ": key '" + key + "' expects " +
+                       (j[key].is_null() ? std::string("an object or null") : std::string(j[key].type_name())) +
+                       (j[key].is_number_integer() ? " (an integer)" : "") + ", got " + v.dump() + " (" + v.type_name() + ")");
+    j[key] = v;
   }
   LlamaForCausalLM m(config_from_json(j, "new-model --set"));
   m->init_weights(static_cast<uint64_t>(args.get_int("seed")));
   SaveOptions so;
   if (args.has("tokenizer")) so.tokenizer_model = args.get("tokenizer");
-  save_pretrained(m, args.get("output"), so);
-  log::info("wrote " + args.get("output"));
+  if (args.flag_set("overwrite") && fs::exists(out)) fs::remove_all(out);
+  save_pretrained(m, out, so);
+  log::info("wrote " + out);
   return 0;
 }
 

@@ -12,6 +12,7 @@
 #include "trainer/preemption.h"
 #include "trainer/train.h"
 
+#include <cmath>
 #include <iostream>
 
 namespace ropex {
@@ -22,12 +23,16 @@ int cmd_train(const Args& argv) {
   args.positional("CONFIG", "run configuration (JSON)")
       .option("set", "KEY=VALUE", "override a config key, e.g. --set optim.lr=1e-5", std::nullopt, /*repeatable=*/true)
       .option("gpu-memory", "SIZE", "with --dry-run: memory of one GPU, e.g. 80GiB (default: the visible GPU's)")
-      .flag("print-config", "print the resolved configuration and exit")
+      .option("accept-change", "KEY", "resume although KEY (or a section, e.g. optim) differs from the checkpoint's\n"
+                                      "config, giving up the exact resume (every change is logged)", std::nullopt,
+              /*repeatable=*/true)
+      .flag("print-config", "check the configuration against the model and the token store, print it resolved, and exit")
       .flag("dry-run", "check the config, the model directory and the token store, print the plan (ropex plan), and exit");
   args.parse(argv);
   RunConfig cfg = RunConfig::load(args.get("CONFIG"), args.get_all("set"));
   nlohmann::json resolved = cfg.to_json();
   if (args.flag_set("print-config")) {
+    check_run_inputs(cfg);  // what train checks before it starts: the rope against the model, the store
     std::cout << resolved.dump(2) << std::endl;
     return 0;
   }
@@ -41,13 +46,14 @@ int cmd_train(const Args& argv) {
     std::cout << (fits ? "dry run: ok" : "dry run: the checks pass, but the plan does not fit the GPU memory") << std::endl;
     return fits ? 0 : 1;
   }
-  TrainSummary s = train(cfg, resolved);
+  TrainSummary s = train(cfg, resolved, args.get_all("accept-change"));
   if (s.preempted) {
-    log::info(cat("preempted: checkpoint ", s.last_checkpoint, "; exit status ", kPreemptedExitCode, " (run again to resume)"));
+    log::info(cat("preempted: checkpoint ", s.last_checkpoint, "; exit status ", kPreemptedExitCode, " (", resume_hint(cfg), ")"));
     return kPreemptedExitCode;
   }
-  log::info(cat("done: ", s.steps, " steps, last loss ", s.last_loss, ", checkpoint ", s.last_checkpoint,
-                s.export_dir.empty() ? "" : ", export " + s.export_dir));
+  const std::string loss = std::isnan(s.last_loss) ? "unknown" : cat(s.last_loss);
+  log::info(cat(s.already_complete ? "already complete: " : "done: ", s.steps, " steps, last loss ", loss, ", checkpoint ",
+                s.last_checkpoint, s.export_dir.empty() ? "" : ", export " + s.export_dir));
   return 0;
 }
 

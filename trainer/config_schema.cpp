@@ -63,6 +63,9 @@ std::string with_range(std::string type, const std::optional<T>& min, const std:
 template <class T>
 T check_range(T x, const std::optional<T>& min, const std::optional<T>& max, const std::string& source,
               const std::string& key) {
+  if constexpr (std::is_floating_point_v<T>) {
+    if (!std::isfinite(x)) fail(source, key, "must be a finite number, got " + number_text(x));
+  }
   if ((min && x < *min) || (max && x > *max)) {
     fail(source, key, "must be " + range_text(min, max) + ", got " + number_text(x));
   }
@@ -92,16 +95,15 @@ std::string leaf(const std::string& key) {
   return dot == std::string::npos ? key : key.substr(dot + 1);
 }
 
-// Closest candidate; a key's last segment also matches on its own, so a key
-// put in the wrong section ("lr" for "optim.lr") is found.
-std::string nearest_key(const std::string& given, const std::vector<std::string>& candidates) {
-  std::string best;
-  size_t best_score = std::numeric_limits<size_t>::max();
-  for (const auto& c : candidates) {
-    const size_t score = std::min(edit_distance(given, c), edit_distance(leaf(given), leaf(c)) + 1);
-    if (score < best_score) best = c, best_score = score;
-  }
-  return best;
+// Whether `candidate` is close enough to `given` to be offered: at most half of the given text
+// (at least 2 edits) differs.
+bool close_enough(const std::string& given, const std::string& candidate) {
+  return edit_distance(given, candidate) <= std::max<size_t>(2, given.size() / 2);
+}
+
+std::string section_of(const std::string& key) {
+  const size_t dot = key.find('.');
+  return dot == std::string::npos ? "" : key.substr(0, dot);
 }
 
 std::string quoted_list(const std::vector<std::string>& items) {
@@ -229,13 +231,18 @@ void ConfigSchema::add(const std::string& key, double* field, std::string doc, s
 void ConfigSchema::add(const std::string& key, std::string* field, std::string doc,
                        std::vector<std::string> allowed) {
   const std::string type = allowed.empty() ? "string" : "string, one of " + quoted_list(allowed);
-  bind(key, field, std::move(doc), type, [key, allowed](const json& v, const std::string& source) {
+  bind(key, field, std::move(doc), type,
+       [key, allowed, hints = value_hints_](const json& v, const std::string& source) {
     if (!v.is_string()) fail_type(source, key, "string", v);
     const auto s = v.get<std::string>();
     if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), s) == allowed.end()) {
-      fail(source, key,
-           "must be one of " + quoted_list(allowed) + ", got \"" + s + "\" (did you mean \"" +
-               nearest_key(s, allowed) + "\"?)");
+      std::string advice;
+      if (const auto k = hints->find(key); k != hints->end() && k->second.count(s)) {
+        advice = " (" + k->second.at(s) + ")";
+      } else if (const std::string near = nearest(s, allowed); close_enough(s, near)) {
+        advice = " (did you mean \"" + near + "\"?)";
+      }
+      fail(source, key, "must be one of " + quoted_list(allowed) + ", got \"" + s + "\"" + advice);
     }
     return s;
   });
@@ -271,9 +278,64 @@ bool ConfigSchema::is_section(const std::string& prefix) const {
   return it != index_.end() && it->first.compare(0, dotted.size(), dotted) == 0;
 }
 
+void ConfigSchema::hint_key(const std::string& alias, const std::string& key) {
+  if (find(key) == nullptr) throw std::logic_error("ConfigSchema: hint for unregistered key '" + key + "'");
+  key_hints_[alias] = key;
+}
+
+void ConfigSchema::hint_value(const std::string& key, const std::string& value, const std::string& advice) {
+  if (find(key) == nullptr) throw std::logic_error("ConfigSchema: hint for unregistered key '" + key + "'");
+  (*value_hints_)[key][value] = advice;
+}
+
+// Looks, in order: an alias (the whole key, then its last segment); the given section, or the one
+// nearest a misspelt section, for the nearest key in it; a key of another section with the same
+// last segment (a key put in the wrong section); for a key without a section, the nearest last
+// segment anywhere. Without a close candidate it lists the section's keys.
+std::string ConfigSchema::suggestion(const std::string& key) const {
+  auto mean = [](const std::string& k) { return "did you mean '" + k + "'?"; };
+  for (const std::string& alias : {key, leaf(key)})
+    if (const auto it = key_hints_.find(alias); it != key_hints_.end()) return mean(it->second);
+  std::vector<std::string> sections;
+  for (const auto& e : entries_) {
+    const std::string sec = section_of(e.key);
+    if (!sec.empty() && std::find(sections.begin(), sections.end(), sec) == sections.end()) sections.push_back(sec);
+  }
+  const std::string given_section = section_of(key);
+  std::string section;
+  if (!given_section.empty()) {
+    if (std::find(sections.begin(), sections.end(), given_section) != sections.end()) section = given_section;
+    else if (const std::string near = nearest(given_section, sections); !near.empty() && close_enough(given_section, near))
+      section = near;
+  }
+  const std::string rest = given_section.empty() ? key : key.substr(given_section.size() + 1);
+  std::vector<std::string> in_section;
+  for (const auto& e : entries_)
+    if (!section.empty() && section_of(e.key) == section) in_section.push_back(e.key.substr(section.size() + 1));
+  if (const std::string near = nearest(rest, in_section); !near.empty() && close_enough(rest, near))
+    return mean(section + "." + near);
+  for (const auto& e : entries_)
+    if (leaf(e.key) == leaf(key)) return mean(e.key);
+  if (given_section.empty() || section.empty()) {
+    std::vector<std::string> leaves;
+    for (const auto& e : entries_) leaves.push_back(leaf(e.key));
+    if (const std::string near = nearest(leaf(key), leaves); !near.empty() && close_enough(leaf(key), near))
+      for (const auto& e : entries_)
+        if (leaf(e.key) == near) return mean(e.key);
+  }
+  if (section.empty()) return "sections: " + [&] {
+    std::string out;
+    for (const auto& sec : sections) out += (out.empty() ? "" : ", ") + sec;
+    return out;
+  }();
+  std::string out;
+  for (const auto& k : in_section) out += (out.empty() ? "" : ", ") + k;
+  return "keys of '" + section + "': " + out;
+}
+
 void ConfigSchema::throw_unknown(const std::string& key, const std::string& source) const {
   if (entries_.empty()) throw ConfigError(source + ": unknown key '" + key + "' (this schema has no keys)");
-  throw ConfigError(source + ": unknown key '" + key + "' (did you mean '" + nearest_key(key, keys()) + "'?)");
+  throw ConfigError(source + ": unknown key '" + key + "' (" + suggestion(key) + ")");
 }
 
 // Validates `value` for `key` (a field, or a section given as an object) and

@@ -5,7 +5,11 @@
 // section), files and "--set section.key=value" overrides are then applied to
 // the bound fields. Unknown keys, wrong types and out-of-range values are
 // errors (ConfigError) that name the source, the full key, what was expected
-// and what was given; unknown keys get a "did you mean" suggestion. An apply
+// and what was given. An unknown key gets a "did you mean" suggestion found in
+// its own section first (a misspelt section is matched first, then the key in
+// it), then registered aliases ("learning_rate" -> "optim.lr"); an unknown
+// value of a string key gets the nearest allowed one only when it is close, or
+// a registered hint ("fp16" for a dtype). Numbers must be finite. An apply
 // that fails changes nothing.
 //
 // It does NOT know any particular key (run_config does), validate relations
@@ -15,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
@@ -54,6 +59,12 @@ class ConfigSchema {
   // Free-form JSON object (or null), e.g. an HF rope_scaling dict; passed through.
   void add(const std::string& key, nlohmann::json* field, std::string doc);
 
+  // Suggestions for unknown keys and values: `alias` (a bare name or a dotted key another tool
+  // uses, e.g. "learning_rate") is answered with `key`; a string key given `value` is answered
+  // with `advice` (e.g. "fp16" -> "use \"bfloat16\"...").
+  void hint_key(const std::string& alias, const std::string& key);
+  void hint_value(const std::string& key, const std::string& value, const std::string& advice);
+
   // Applies a document whose top level is an object; sections nest
   // ({"optim": {"lr": 1e-3}}) and dotted keys ({"optim.lr": 1e-3}) are also
   // accepted. `source` (a file path, usually) starts every error message.
@@ -90,9 +101,14 @@ class ConfigSchema {
                Pending& pending) const;
   void commit(const Pending& pending, const std::string& source);
   [[noreturn]] void throw_unknown(const std::string& key, const std::string& source) const;
+  std::string suggestion(const std::string& key) const;  // "did you mean 'x'?" or the section's keys
 
   std::vector<Entry> entries_;
   std::map<std::string, size_t> index_;
+  std::map<std::string, std::string> key_hints_;
+  // key -> (value -> advice); shared with the string converters, which outlive no schema.
+  std::shared_ptr<std::map<std::string, std::map<std::string, std::string>>> value_hints_ =
+      std::make_shared<std::map<std::string, std::map<std::string, std::string>>>();
 };
 
 }  // namespace ropex

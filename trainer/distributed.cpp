@@ -18,6 +18,7 @@
 #include <deque>
 #include <mutex>
 #include <stdexcept>
+#include <thread>
 
 namespace ropex {
 namespace {
@@ -76,18 +77,64 @@ struct Distributed::Impl {
   }
 };
 
-Distributed::Distributed(const DistEnv& env_in, const std::string& backend, std::chrono::seconds timeout)
+Distributed::Distributed(const DistEnv& env_in, const std::string& backend, std::chrono::seconds timeout, const std::string& job)
     : env_(env_in), impl_(std::make_unique<Impl>()) {
   impl_->name = backend;
   if (env_.world == 1) return;
+  const std::string where = cat(env_.master_addr, ":", env_.master_port);
+  const bool server = !env_.agent_store && env_.rank == 0;
+  const std::string defaults = ropex::env("MASTER_ADDR") && ropex::env("MASTER_PORT")
+                                   ? ""
+                                   : " (MASTER_ADDR/MASTER_PORT not both set: defaults 127.0.0.1:29500 fill in; a launcher "
+                                     "such as torchrun, srun or ./run.sh --nproc sets them)";
+  log::info(cat("rank ", env_.rank, "/", env_.world, ": ", server ? "listening for the other ranks on port " : "joining rank 0's store at ",
+                server ? std::to_string(env_.master_port) : where, defaults, ", for up to ", timeout.count(), " s"));
   c10d::TCPStoreOptions so;
   so.port = static_cast<uint16_t>(env_.master_port);
-  so.isServer = !env_.agent_store && env_.rank == 0;
+  so.isServer = server;
   so.numWorkers = env_.agent_store ? std::nullopt : std::optional<size_t>(env_.world);
-  so.waitWorkers = !env_.agent_store;
+  so.waitWorkers = false;  // the ranks are counted below, with progress messages
   so.timeout = timeout;
-  auto tcp = c10::make_intrusive<c10d::TCPStore>(env_.master_addr, so);
-  impl_->store = c10::make_intrusive<c10d::PrefixStore>("ropex/" + std::to_string(env_.restart_count), tcp);
+  c10::intrusive_ptr<c10d::TCPStore> tcp;
+  try {
+    tcp = c10::make_intrusive<c10d::TCPStore>(env_.master_addr, so);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(cat("rank ", env_.rank, ": ", server ? cat("cannot listen on port ", env_.master_port)
+                                                                    : cat("cannot reach rank 0's store at ", where),
+                                 ": ", dynamic_cast<const c10::Error*>(&e) ? dynamic_cast<const c10::Error*>(&e)->what_without_backtrace()
+                                                                           : e.what(),
+                                 server ? " (is another job using that port? set MASTER_PORT to a free one)"
+                                        : " (is rank 0 running, with the same MASTER_ADDR and MASTER_PORT?)",
+                                 defaults));
+  }
+  impl_->store = c10::make_intrusive<c10d::PrefixStore>("ropex/" + std::to_string(env_.restart_count) + "/" + job, tcp);
+  // Every rank counts itself in, then waits until all WORLD_SIZE have.
+  const auto start = std::chrono::steady_clock::now();
+  auto next_note = start + std::chrono::seconds(10);
+  try {
+    impl_->store->add("joined", 1);
+    for (;;) {
+      const int64_t joined = impl_->store->add("joined", 0);
+      if (joined == env_.world) break;
+      if (joined > env_.world)
+        throw std::runtime_error(cat(joined, " ranks joined at ", where, " but WORLD_SIZE is ", env_.world,
+                                     ": another run of the same job uses that port; give each its own MASTER_PORT"));
+      const auto now = std::chrono::steady_clock::now();
+      if (now - start > timeout)
+        throw std::runtime_error(cat("only ", joined, " of ", env_.world, " ranks joined at ", where, " within ", timeout.count(),
+                                     " s: start every rank with the same MASTER_ADDR, MASTER_PORT and WORLD_SIZE", defaults,
+                                     "; a rank of another job on that port waits for its own ranks, not these"));
+      if (now >= next_note) {
+        log::info(cat("rank ", env_.rank, ": ", joined, " of ", env_.world, " ranks have joined at ", where, "; waiting (",
+                      std::chrono::duration_cast<std::chrono::seconds>(timeout - (now - start)).count(), " s left)"));
+        next_note = now + std::chrono::seconds(10);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  } catch (const c10::Error& e) {
+    throw std::runtime_error(cat("rank ", env_.rank, ": the store at ", where, " failed during the rendezvous (",
+                                 e.what_without_backtrace(), "): is another job using that port? set MASTER_PORT to a free one"));
+  }
   if (backend == "gloo") {
     auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
     const char* iface = std::getenv("GLOO_SOCKET_IFNAME");

@@ -43,8 +43,12 @@ class PendingCollective {
 
 class Distributed {
  public:
-  // backend: "gloo" | "nccl". Blocks until all ranks joined or the timeout expires.
-  Distributed(const DistEnv& env, const std::string& backend, std::chrono::seconds timeout);
+  // backend: "gloo" | "nccl". Blocks until all ranks joined or the timeout expires, saying where it
+  // waits and, every 10 s, how many ranks have joined; a failure names MASTER_ADDR:MASTER_PORT and
+  // the likely cause (nobody listening, the port taken by another job). `job` (the same on every
+  // rank of one job, e.g. a hash of its config) keeps ranks of another job that reach the same store
+  // from being counted as this job's: they time out waiting for their own.
+  Distributed(const DistEnv& env, const std::string& backend, std::chrono::seconds timeout, const std::string& job = "");
   ~Distributed();
   int rank() const { return env_.rank; }
   int world() const { return env_.world; }

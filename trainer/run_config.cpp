@@ -31,7 +31,8 @@ void RunConfig::bind(ConfigSchema& s) {
 
   s.add("rope.type", &rope.type, "frequency scaling trained with (keep = the model's own)",
         {"keep", "default", "linear", "ntk", "dynamic", "yarn", "dynamic-yarn", "llama3"});
-  s.add("rope.factor", &rope.factor, "scale factor; 0 = rope.target_len / the model's max_position_embeddings", 0.0);
+  s.add("rope.factor", &rope.factor,
+        "scale factor (>= 1: ropex extends context); 0 = rope.target_len / the model's pre-trained length", 0.0, 4096.0);
   s.add("rope.target_len", &rope.target_len, "target context length L (0 = keep the model's)", 0);
   s.add("rope.extra", &rope.extra, "other HF rope keys, e.g. {\"beta_fast\": 32, \"attention_factor\": 1.0}");
 
@@ -52,12 +53,13 @@ void RunConfig::bind(ConfigSchema& s) {
   s.add("sampler.resample", &sampler.resample, "plans drawn once per example (official) or anew each epoch",
         {"once", "per_epoch"});
 
-  s.add("optim.lr", &optim.lr, "peak learning rate (AdamW)", 0.0);
+  s.add("optim.lr", &optim.lr, "peak learning rate (AdamW moves each weight by about lr per step: above 1 is a typo)", 0.0, 1.0);
   s.add("optim.beta1", &optim.beta1, "AdamW beta1", 0.0, 1.0);
   s.add("optim.beta2", &optim.beta2, "AdamW beta2", 0.0, 1.0);
-  s.add("optim.eps", &optim.eps, "AdamW epsilon", 0.0);
-  s.add("optim.weight_decay", &optim.weight_decay, "decoupled weight decay (norm weights and biases excluded)", 0.0);
-  s.add("optim.grad_clip", &optim.grad_clip, "clip the global gradient norm to this (0 = off)", 0.0);
+  s.add("optim.eps", &optim.eps, "AdamW epsilon", 0.0, 1.0);
+  s.add("optim.weight_decay", &optim.weight_decay,
+        "decoupled weight decay (norm weights and biases excluded); each step scales weights by 1 - lr x weight_decay", 0.0);
+  s.add("optim.grad_clip", &optim.grad_clip, "clip the global gradient norm to this (0 = off)", 0.0, 1e30);
   s.add("optim.skip_nonfinite", &optim.skip_nonfinite,
         "skip up to N consecutive steps whose loss or gradient norm is not finite (weights, moments and AdamW's step "
         "count untouched; the batch is consumed), then stop naming the step; 0 = stop at the first", 0);
@@ -76,6 +78,10 @@ void RunConfig::bind(ConfigSchema& s) {
   s.add("checkpoint.resume", &checkpoint.resume,
         "auto = newest checkpoint in the run dir that passes verification (a corrupt one is reported, renamed "
         ".corrupt, and the previous one used), never, or a path (refused if it fails verification)");
+  s.add("checkpoint.start_over", &checkpoint.start_over,
+        "with checkpoint.resume = never, a run folder that already holds checkpoints is refused (the next default run "
+        "would resume the old run's), or its checkpoints, metrics and export are moved to RUN/previous-DATE "
+        "(move_aside) or deleted", {"refuse", "move_aside", "delete"});
   s.add("checkpoint.async", &checkpoint.async,
         "write checkpoints from a host copy of each rank's state in a background thread while training continues "
         "(costs that copy in host memory; one save in flight; the files are identical)");
@@ -91,7 +97,8 @@ void RunConfig::bind(ConfigSchema& s) {
   s.add("distributed.backend", &distributed.backend, "auto = nccl on CUDA, gloo on CPU", {"auto", "gloo", "nccl"});
   s.add("distributed.timeout_s", &distributed.timeout_s, "collective timeout: a dead rank fails the others after this", 1);
   s.add("distributed.bucket_mb", &distributed.bucket_mb,
-        "gradient bucket size for the all-reduce or reduce-scatter overlapped with backward (MiB; fractions allowed)", 1e-3);
+        "gradient bucket size for the all-reduce or reduce-scatter overlapped with backward (MiB; fractions allowed)", 1e-3,
+        1048576.0);
   s.add("distributed.zero_stage", &distributed.zero_stage,
         "ZeRO: 0 = every rank keeps the whole optimizer state; 1 = float32 masters and AdamW moments sharded over "
         "ranks (gradients reduce-scattered, updated weights all-gathered); 2 = also the reduced gradients "
@@ -100,6 +107,32 @@ void RunConfig::bind(ConfigSchema& s) {
 
   s.add("logging.every", &logging.every, "console line every N steps", 1);
   s.add("logging.progress", &logging.progress, "progress bar (auto = when stderr is a terminal)", {"auto", "on", "off"});
+
+  // What other trainers (HF Trainer, torchtune, the papers' scripts) call these keys.
+  for (const auto& [alias, key] : std::vector<std::pair<const char*, const char*>>{
+           {"learning_rate", "optim.lr"}, {"max_grad_norm", "optim.grad_clip"}, {"adam_beta1", "optim.beta1"},
+           {"adam_beta2", "optim.beta2"}, {"adam_epsilon", "optim.eps"}, {"max_steps", "schedule.steps"},
+           {"num_steps", "schedule.steps"}, {"total_steps", "schedule.steps"}, {"warmup", "schedule.warmup_steps"},
+           {"lr_scheduler_type", "schedule.type"}, {"scheduler", "schedule.type"},
+           {"batch_size", "batch.micro_batch_size"}, {"per_device_train_batch_size", "batch.micro_batch_size"},
+           {"gradient_accumulation_steps", "batch.grad_accum"}, {"seq_len", "data.train_len"},
+           {"seq_length", "data.train_len"}, {"max_seq_len", "data.train_len"}, {"max_seq_length", "data.train_len"},
+           {"model_name_or_path", "model.path"}, {"dataset", "data.store"}, {"output", "run.output_dir"},
+           {"save_steps", "checkpoint.every"}, {"save_total_limit", "checkpoint.keep_last"},
+           {"eval_steps", "eval.every"}, {"logging_steps", "logging.every"},
+           {"gradient_checkpointing", "model.activation_checkpointing"}, {"torch_dtype", "model.dtype"},
+           {"zero", "distributed.zero_stage"}, {"rope_scaling", "rope.type"}, {"scaling_factor", "rope.factor"}})
+    s.hint_key(alias, key);
+  s.hint_value("model.dtype", "bf16", "did you mean \"bfloat16\"?");
+  s.hint_value("model.dtype", "fp32", "did you mean \"float32\"?");
+  s.hint_value("model.dtype", "float", "did you mean \"float32\"?");
+  for (const char* half : {"fp16", "float16", "half"})
+    s.hint_value("model.dtype", half,
+                 "float16 needs loss scaling, which ropex does not do: train in \"bfloat16\" (or \"float32\"); "
+                 "export.dtype may still be float16");
+  s.hint_value("export.dtype", "bf16", "did you mean \"bfloat16\"?");
+  s.hint_value("export.dtype", "fp16", "did you mean \"float16\"?");
+  s.hint_value("export.dtype", "fp32", "did you mean \"float32\"?");
 }
 
 RunConfig RunConfig::load(const std::string& path, const std::vector<std::string>& overrides) {
@@ -125,6 +158,17 @@ void RunConfig::validate(const std::string& source) const {
   if (rope.type != "keep" && rope.type != "default" && rope.target_len == 0 && rope.factor == 0)
     fail("rope.target_len", "rope.type '" + rope.type + "' needs rope.target_len (or rope.factor)");
   if (!rope.extra.is_object()) fail("rope.extra", "must be a JSON object of HF rope keys");
+  if (optim.lr * optim.weight_decay > 1)
+    fail("optim.weight_decay", "each step scales the weights by 1 - optim.lr x optim.weight_decay, which is below 0 "
+         "with optim.lr = " + std::to_string(optim.lr) + " and weight_decay = " + std::to_string(optim.weight_decay));
+  if (rope.type == "keep" && rope.factor != 0)
+    fail("rope.factor", "has no meaning with rope.type 'keep' (the model's own scaling is trained); set it to 0, "
+         "or choose a rope.type");
+  if (rope.type == "keep" && !rope.extra.empty())
+    fail("rope.extra", "has no meaning with rope.type 'keep' (the model's own scaling is trained)");
+  if (rope.factor != 0 && rope.factor < 1)
+    fail("rope.factor", "must be >= 1 (ropex extends the context; a factor below 1 would shrink it), got " +
+         std::to_string(rope.factor));
   if (sampler.name != "contiguous" && rope.target_len > 0 && rope.target_len <= data.train_len)
     fail("rope.target_len", "sampler '" + sampler.name + "' trains at data.train_len = " + std::to_string(data.train_len) +
          " and needs rope.target_len above it, got " + std::to_string(rope.target_len));

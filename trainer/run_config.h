@@ -59,6 +59,7 @@ struct RunConfig {
     int64_t every = 100;             // steps; 0 = only at the end
     int64_t keep_last = 2;
     std::string resume = "auto";     // auto | never | a checkpoint directory
+    std::string start_over = "refuse";  // resume = never on a folder with checkpoints: refuse | move_aside | delete
     bool async = false;              // write from a host snapshot while training continues
   } checkpoint;
   struct Eval {

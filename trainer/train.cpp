@@ -1,13 +1,17 @@
 // The training loop. See train.h; data flow is one call per arrow of the sequence there.
 #include "trainer/train.h"
 
+#include "data/prepare.h"
 #include "data/tokenizer.h"
 #include "models/hf_checkpoint.h"
 #include "trainer/checkpoint.h"
 #include "trainer/distributed.h"
 #include "trainer/log.h"
+#include "trainer/metrics_log.h"
 #include "trainer/optim.h"
 #include "trainer/preemption.h"
+#include "trainer/resume_check.h"
+#include "trainer/run_folder.h"
 #include "trainer/train_step.h"
 #include "trainer/zero.h"
 
@@ -28,25 +32,52 @@ namespace ropex {
 namespace fs = std::filesystem;
 
 RopeScaling run_rope(const RunConfig& cfg, const LlamaConfig& model, int64_t* max_pos, int64_t* target_len) {
-  *max_pos = model.max_position_embeddings;
-  *target_len = model.max_position_embeddings;
-  if (cfg.rope.type == "keep") return model.rope;
+  // rope.type keep: the model's own scaling; position ids reach rope.target_len when it is set.
+  if (cfg.rope.type == "keep") {
+    *target_len = cfg.rope.target_len > 0 ? cfg.rope.target_len : model.max_position_embeddings;
+    *max_pos = std::max(model.max_position_embeddings, *target_len);
+    return model.rope;
+  }
   // The pre-trained length: a scaled model's original_max_position_embeddings (never its extended
   // length, which would move YaRN's and llama3's bands), else max_position_embeddings.
   const int64_t original = model.rope.original_max_position_embeddings > 0 ? model.rope.original_max_position_embeddings
                                                                            : model.max_position_embeddings;
+  if (cfg.rope.target_len > 0 && cfg.rope.target_len < original)
+    throw ConfigError(cat("key 'rope.target_len': ", cfg.rope.target_len, " is below the model's pre-trained length ",
+                          original, " (", cfg.model.path, "): ropex extends context, so the target must be at least ",
+                          original, " (scale factor >= 1) for every rope.type"));
   nlohmann::json j = cfg.rope.extra;
+  for (const char* own : {"rope_type", "type", "factor"})
+    if (j.contains(own))
+      throw ConfigError(cat("key 'rope.extra.", own, "': set it with rope.", std::string(own) == "factor" ? "factor" : "type",
+                            " (rope.extra holds the other HF rope_scaling keys)"));
+  if (cfg.rope.type == "llama3" && (!j.contains("low_freq_factor") || !j.contains("high_freq_factor")))
+    throw ConfigError("key 'rope.extra': rope.type 'llama3' needs low_freq_factor and high_freq_factor there, e.g. "
+                      "\"rope\": {\"type\": \"llama3\", \"extra\": {\"low_freq_factor\": 1, \"high_freq_factor\": 4}} "
+                      "(Llama 3.1's values), or --set rope.extra='{\"low_freq_factor\": 1, \"high_freq_factor\": 4}'");
   j["rope_type"] = cfg.rope.type;
   double factor = cfg.rope.factor;
   if (factor == 0 && cfg.rope.target_len > 0) factor = static_cast<double>(cfg.rope.target_len) / static_cast<double>(original);
   if (cfg.rope.type != "default") j["factor"] = factor;
   if (!j.contains("original_max_position_embeddings") && cfg.rope.type != "default") j["original_max_position_embeddings"] = original;
-  RopeScaling r = rope_scaling_from_json(j, "run config (rope)", 0);
+  RopeScaling r;
+  try {
+    r = rope_scaling_from_json(j, "the rope_scaling made of rope.type, rope.factor (or target_len) and rope.extra", 0);
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError(cat("key 'rope.extra' (rope.type '", cfg.rope.type, "'): ", e.what()));
+  }
   const int64_t target = cfg.rope.target_len > 0 ? cfg.rope.target_len : static_cast<int64_t>(std::llround(factor * original));
   *target_len = target;
   // transformers reads max_position_embeddings as the original length for dynamic NTK, the target otherwise.
   *max_pos = cfg.rope.type == "dynamic" ? original : (cfg.rope.type == "default" ? std::max(target, original) : target);
   return r;
+}
+
+std::string model_tokenizer(const RunConfig& cfg) { return (fs::path(cfg.model.path) / "tokenizer.model").string(); }
+
+std::string resume_hint(const RunConfig& cfg) {
+  return cfg.checkpoint.resume == "never" ? "to resume, run again with --set checkpoint.resume=auto"
+                                          : "run the same command again to resume";
 }
 
 std::unique_ptr<Loader> make_loader(const RunConfig& cfg, const LlamaConfig& model, int rank, int world) {
@@ -62,12 +93,15 @@ std::unique_ptr<Loader> make_loader(const RunConfig& cfg, const LlamaConfig& mod
   if (store->vocab_size() > model.vocab_size)
     throw std::runtime_error(cfg.data.store + ": tokenized with a vocabulary of " + std::to_string(store->vocab_size()) +
                              " but the model has vocab_size " + std::to_string(model.vocab_size));
+  if (fs::exists(model_tokenizer(cfg))) check_store_tokenizer(store->meta(), cfg.data.store, model_tokenizer(cfg));
   return std::make_unique<Loader>(
       store, so,
       LoaderOptions{.seed = static_cast<uint64_t>(cfg.run.seed), .rank = rank, .world = world,
                     .micro_batch = cfg.batch.micro_batch_size, .grad_accum = cfg.batch.grad_accum,
                     .holdout_docs = cfg.eval.every > 0 ? cfg.eval.docs : 0});
 }
+
+void check_run_inputs(const RunConfig& cfg) { make_loader(cfg, load_config(cfg.model.path), 0, 1); }
 
 namespace {
 std::string hms(double seconds) {
@@ -115,6 +149,7 @@ struct Progress {
 struct Job {
   const RunConfig& cfg;
   const nlohmann::json& resolved;
+  std::unique_ptr<RunFolderLock> lock;  // rank 0's, held until the run ends
   DistEnv env;
   at::Device dev = at::kCPU;
   std::unique_ptr<Distributed> dist;
@@ -198,24 +233,56 @@ void setup_data(Job& job) {
   if (cfg.eval.every > 0) job.eval_set = job.loader->eval_batches(cfg.data.train_len);
 }
 
+std::string export_dir(const RunConfig& cfg) {
+  return cfg.export_.dir.empty() ? (fs::path(cfg.run.output_dir) / "export").string() : cfg.export_.dir;
+}
+
+// The few lines a run starts with; the whole resolved config is in RUN/run_config.json (and the
+// debug log).
+std::string run_summary(const RunConfig& cfg, int world) {
+  const std::string rope = cfg.rope.type == "keep" ? std::string("the model's own")
+                                                   : cat(cfg.rope.type, cfg.rope.target_len > 0 ? cat(" to ", cfg.rope.target_len)
+                                                                                                 : cat(" x", cfg.rope.factor));
+  return cat("run ", cfg.run.name, " -> ", cfg.run.output_dir, " (full config: ",
+             (fs::path(cfg.run.output_dir) / "run_config.json").string(), ")\n  model ", cfg.model.path, ", rope ", rope,
+             ", sampler ", cfg.sampler.name, ", window ", cfg.data.train_len, ", data ", cfg.data.store, "\n  ",
+             cfg.schedule.steps, " steps, lr ", cfg.optim.lr, " (", cfg.schedule.type, ", warmup ", cfg.schedule.warmup_steps,
+             "), global batch ", cfg.global_batch(world), " = ", cfg.batch.micro_batch_size, " x ", cfg.batch.grad_accum, " x ",
+             world, world == 1 ? " rank" : " ranks", ", checkpoint every ", cfg.checkpoint.every, ", resume ",
+             cfg.checkpoint.resume);
+}
+
 // Distributed init, run folder, model, optimizer, data, and the state resumed from a checkpoint.
-Job setup(const RunConfig& cfg, const nlohmann::json& resolved) {
+Job setup(const RunConfig& cfg, const nlohmann::json& resolved, const std::vector<std::string>& accepted_changes) {
   Job job{cfg, resolved};
   job.env = read_dist_env();
   if (job.env.world > 1) log::set_rank(job.env.rank);
   log::set_level(log::parse_level(cfg.run.log_level));
   job.dev = pick_device(cfg, job.env);
   const std::string backend = cfg.distributed.backend == "auto" ? (job.dev.is_cuda() ? "nccl" : "gloo") : cfg.distributed.backend;
-  job.dist = std::make_unique<Distributed>(job.env, backend, std::chrono::seconds(cfg.distributed.timeout_s));
+  job.dist = std::make_unique<Distributed>(job.env, backend, std::chrono::seconds(cfg.distributed.timeout_s),
+                                           std::to_string(std::hash<std::string>{}(resolved.dump())));
   Distributed& dist = *job.dist;
   job.run_dir = cfg.run.output_dir;
-  if (dist.is_main()) {
-    fs::create_directories(job.run_dir);
-    std::ofstream(job.run_dir / "run_config.json") << resolved.dump(2) << "\n";
-    log::info("run " + cfg.run.name + " -> " + job.run_dir.string() + "\n" + resolved.dump(2));
-    clean_interrupted_saves(job.run_dir.string());
-  }
-  // All ranks must run the same configuration (this also waits for rank 0's cleaning).
+  // Rank 0 takes the run folder (its lock; under resume = never, what an earlier run left); every
+  // rank learns how that went.
+  dist.run_on_main(
+      [&] {
+        job.lock = std::make_unique<RunFolderLock>(job.run_dir.string());
+        if (cfg.checkpoint.resume == "never")
+          if (const std::string done = start_over(job.run_dir.string(), cfg.checkpoint.start_over, export_dir(cfg)); !done.empty())
+            log::warn(done);
+        std::ofstream(job.run_dir / "run_config.json") << resolved.dump(2) << "\n";
+        log::info(run_summary(cfg, job.env.world));
+        log::debug("resolved config:\n" + resolved.dump(2));
+        if (!fs::exists(model_tokenizer(cfg)))
+          log::warn("model.path " + cfg.model.path + " has no tokenizer.model: data.store's tokenizer cannot be checked "
+                    "against the model's, and checkpoints and the export will have no tokenizer (transformers and vLLM "
+                    "need one: copy the model's tokenizer files into the export)");
+        clean_interrupted_saves(job.run_dir.string());
+      },
+      std::chrono::seconds(cfg.distributed.timeout_s));
+  // All ranks must run the same configuration.
   for (const auto& other : dist.allgather_string(resolved.dump()))
     if (other != resolved.dump()) throw std::runtime_error("ranks were started with different configurations");
   setup_model_and_optimizer(job);
@@ -223,6 +290,13 @@ Job setup(const RunConfig& cfg, const nlohmann::json& resolved) {
   job.state = {.step = 0, .world = job.env.world, .seed = static_cast<uint64_t>(cfg.run.seed)};
   const std::string resume_from = choose_resume(dist, job.run_dir.string(), cfg.checkpoint.resume);
   if (!resume_from.empty()) {
+    const fs::path old_config = fs::path(resume_from) / "run_config.json";
+    if (fs::exists(old_config)) {
+      std::ifstream in(old_config);
+      const nlohmann::json before = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+      if (before.is_discarded()) throw std::runtime_error(old_config.string() + " is not valid JSON");
+      check_config_changes(config_changes(before, resolved), accepted_changes, resume_from);
+    }
     job.state = load_checkpoint(resume_from, dist, job.model, *job.opt, *job.loader, cfg.global_batch(job.env.world));
     job.state.world = job.env.world;
     log::info(cat("resumed from ", resume_from, " at step ", job.state.step,
@@ -256,12 +330,21 @@ void account_nonfinite(Job& job, const StepOutcome& o, const std::string& last_c
 class Reporter {
  public:
   explicit Reporter(const Job& job) : cfg_(job.cfg), main_(job.dist->is_main()), first_step_(job.state.step) {
-    if (main_) metrics_.open(job.run_dir / "metrics.jsonl", std::ios::app);
+    if (main_) metrics_ = std::make_unique<MetricsLog>((job.run_dir / "metrics.jsonl").string(), job.state.step);
     progress_.enabled = main_ && (cfg_.logging.progress == "on" || (cfg_.logging.progress == "auto" && isatty(2)));
+  }
+  // The loss of the step the run starts at, from metrics.jsonl (rank 0; none when unknown).
+  std::optional<double> start_loss() const {
+    if (!metrics_ || !metrics_->last_kept().is_object() || !metrics_->last_kept().contains("loss") ||
+        !metrics_->last_kept()["loss"].is_number())
+      return std::nullopt;
+    return metrics_->last_kept()["loss"].get<double>();
   }
   // The step's record; evaluation results are added to it before write().
   nlohmann::json record(const TrainerState& st, const StepOutcome& o, double lr, double step_s, int64_t step_tokens) const {
-    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+    // elapsed_s counts from the run's first start (metrics_log.h).
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count() +
+                           (metrics_ ? metrics_->elapsed_before() : 0.0);
     nlohmann::json rec = {{"step", st.step}, {"loss", o.loss}, {"lr", lr}, {"grad_norm", o.grad_norm},
                           {"tokens_per_s", static_cast<double>(step_tokens) / step_s}, {"tokens_seen", st.tokens_seen},
                           {"elapsed_s", elapsed}, {"step_s", step_s}};
@@ -270,11 +353,12 @@ class Reporter {
   }
   void write(const nlohmann::json& rec) {
     if (!main_) return;
-    metrics_ << rec.dump() << "\n" << std::flush;
+    metrics_->append(rec);
     const int64_t step = rec["step"].get<int64_t>(), total = cfg_.schedule.steps;
     if (step % cfg_.logging.every == 0 || step == total || rec.contains("eval_loss")) {
       const double elapsed = rec["elapsed_s"].get<double>();
-      const double eta = elapsed / static_cast<double>(step - first_step_) * static_cast<double>(total - step);
+      const double this_start = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+      const double eta = this_start / static_cast<double>(step - first_step_) * static_cast<double>(total - step);
       progress_.clear();
       std::ostringstream line;
       line << "step " << step << "/" << total << " | loss " << std::fixed << std::setprecision(4) << rec["loss"].get<double>()
@@ -294,17 +378,17 @@ class Reporter {
   bool main_;
   int64_t first_step_;
   std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
-  std::ofstream metrics_;
+  std::unique_ptr<MetricsLog> metrics_;
   Progress progress_;
 };
 
 }  // namespace
 
-TrainSummary train(const RunConfig& cfg, const nlohmann::json& resolved) {
+TrainSummary train(const RunConfig& cfg, const nlohmann::json& resolved, const std::vector<std::string>& accepted_changes) {
   // Setup. The stop signals are caught from the start: one during a long setup is honoured after
   // the first step.
   const StopSignals signals;
-  Job job = setup(cfg, resolved);
+  Job job = setup(cfg, resolved, accepted_changes);
   Distributed& dist = *job.dist;
   TrainerState& state = job.state;
   CheckpointWriter checkpoints(dist, {.run_dir = job.run_dir.string(), .keep_last = cfg.checkpoint.keep_last,
@@ -318,6 +402,14 @@ TrainSummary train(const RunConfig& cfg, const nlohmann::json& resolved) {
   Reporter report(job);
   TrainSummary summary;
   const int64_t first_step = state.step;
+  // A run resumed at its last step (run again after it completed) has nothing to train.
+  if (const auto loss = report.start_loss()) summary.last_loss = *loss;
+  summary.already_complete = first_step >= cfg.schedule.steps;
+  if (summary.already_complete) {
+    log::info(cat("run ", cfg.run.name, " is already complete: its checkpoint is at step ", first_step, " of schedule.steps = ",
+                  cfg.schedule.steps, "; nothing to train (to train further, raise schedule.steps and pass "
+                  "--accept-change schedule.steps)"));
+  }
   const int64_t step_tokens = cfg.global_batch(job.env.world) * cfg.data.train_len;
   // Test hooks (ROPEX_FAULT_INJECT): exit-at-step:S (this rank fails), signal-at-step:S (SIGTERM to
   // this rank before step S), signal-in-eval:S (during the evaluation after step S),
@@ -379,8 +471,8 @@ TrainSummary train(const RunConfig& cfg, const nlohmann::json& resolved) {
     if ((stop || stop_after) && state.step < cfg.schedule.steps) {
       if (stop)
         log::warn(cat("stop requested (signal ", signals.signal() ? std::to_string(signals.signal()) : "on another rank",
-                      "): stopped at step ", state.step, " with a checkpoint; run the same command again to resume"));
-      else log::info(cat("stopping at step ", state.step, " (run.stop_after); run the same command again to resume"));
+                      "): stopped at step ", state.step, " with a checkpoint; ", resume_hint(cfg)));
+      else log::info(cat("stopping at step ", state.step, " (run.stop_after); ", resume_hint(cfg)));
       dist.barrier();
       return {.steps = state.step, .last_loss = summary.last_loss, .last_checkpoint = checkpoints.last_committed(),
               .preempted = stop};
@@ -395,10 +487,15 @@ TrainSummary train(const RunConfig& cfg, const nlohmann::json& resolved) {
                                                                  : checkpoints.last_committed();
   dist.barrier();  // the last collective: the export below is rank 0's alone, nobody waits on it
   if (cfg.export_.at_end && dist.is_main() && !summary.last_checkpoint.empty()) {
-    summary.export_dir = cfg.export_.dir.empty() ? (job.run_dir / "export").string() : cfg.export_.dir;
-    export_checkpoint(summary.last_checkpoint, summary.export_dir, st::parse_size(cfg.export_.max_shard_size),
-                      parse_dtype_name(cfg.export_.dtype));
-    log::info("exported " + summary.export_dir);
+    summary.export_dir = export_dir(cfg);
+    // A complete run run again keeps the export it made (config.json is written after the weights).
+    if (summary.already_complete && fs::exists(fs::path(summary.export_dir) / "config.json")) {
+      log::info("export " + summary.export_dir + " was written when the run completed; left as it is");
+    } else {
+      export_checkpoint(summary.last_checkpoint, summary.export_dir, st::parse_size(cfg.export_.max_shard_size),
+                        parse_dtype_name(cfg.export_.dtype));
+      log::info("exported " + summary.export_dir);
+    }
   }
   return summary;
 }
