@@ -15,6 +15,11 @@
 #                         and HUP are passed on to every rank: they stop with a checkpoint and the
 #                         exit code is 75 (run the same command again to resume); a second Ctrl-C
 #                         stops them at once (130); QUIT is passed on and ends them (no checkpoint)
+#   ./run.sh eval [--nproc N] ARGS...
+#                         build, then `ropex eval ARGS` on N local ranks (default 1; prompts and
+#                         windows are shared out), signals passed on as for train
+#                         (train and eval run in the caller's folder: CONFIG, --model and the
+#                         relative paths in a config mean what they mean to build/ropex there)
 #   ./run.sh debug-tiny   build a tiny model, tokenizer and token store from public text Debian ships
 #                         (/usr/share/common-licenses) under runs/debug_tiny and run configs/debug_tiny.json
 #   ./run.sh bench [--device cpu|cuda] [--quick]
@@ -265,7 +270,23 @@ train_local() {
   [[ -n "$config" ]] || die "usage: ./run.sh train CONFIG [--nproc N] [--set key=value ...]"
   [[ "$nproc" =~ ^[1-9][0-9]*$ ]] || die "--nproc expects a positive integer, got '$nproc'"
   build >&2
+  cd "$CALLER_PWD"   # CONFIG and the paths in it are the caller's, as for build/ropex train
   launch_ranks "$nproc" train "$config" "${args[@]}"
+}
+
+eval_local() {
+  local nproc=1 args=()
+  while (($#)); do
+    case "$1" in
+      --nproc) [[ $# -ge 2 ]] || die "--nproc expects a number of ranks"; nproc="$2"; shift 2 ;;
+      --nproc=*) nproc="${1#*=}"; shift ;;
+      *) args+=("$1"); shift ;;
+    esac
+  done
+  [[ "$nproc" =~ ^[1-9][0-9]*$ ]] || die "--nproc expects a positive integer, got '$nproc'"
+  build >&2
+  cd "$CALLER_PWD"
+  launch_ranks "$nproc" eval "${args[@]}"
 }
 
 # ---- processes run.sh waits on (ranks, the demo's side-by-side runs): signals are passed on ----
@@ -605,10 +626,11 @@ case "$cmd" in
   bundle-deps) bundle_deps "$@" ;;
   test) run_tests "$@" ;;
   train) train_local "$@" ;;
+  eval) eval_local "$@" ;;
   debug-tiny) debug_tiny "$@" ;;
   demo) demo "$@" ;;
   repro) repro "$@" ;;
   bench) bench "$@" ;;
   help|-h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" ;;
-  *) die "unknown command '$cmd' (expected setup, build, configure, bundle-deps, test, train, debug-tiny, bench, demo or repro)" ;;
+  *) die "unknown command '$cmd' (expected setup, build, configure, bundle-deps, test, train, eval, debug-tiny, bench, demo or repro)" ;;
 esac

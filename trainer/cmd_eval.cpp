@@ -10,6 +10,7 @@
 #include "trainer/eval.h"
 #include "trainer/log.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -46,15 +47,18 @@ int cmd_eval(const Args& argv) {
                  "protocols), passkey retrieval on a length x depth grid, key-value retrieval by position of the\n"
                  "asked key (../shared/spec/evaluation_protocols.md). Writes results.json, results.md and\n"
                  "pictures (ppl_vs_length.png, passkey_heatmap.png, kv_by_position.png) to --output. Launched\n"
-                 "with several ranks (torchrun, srun, ./run.sh --nproc), prompts and windows are shared out.");
+                 "with several ranks (./run.sh eval --nproc N ..., torchrun --no-python, srun), prompts and windows\n"
+                 "are shared out. Lengths at which a task's prompt cannot fit are skipped with a warning; results\n"
+                 "are written after each task.");
   args.option("model", "DIR", "Hugging Face Llama directory (config.json, safetensors, tokenizer.model)")
-      .option("tasks", "LIST", "comma-separated: ppl, passkey, kv", "ppl,passkey,kv")
+      .option("tasks", "LIST", "comma-separated: ppl, passkey, kv (default: all three with --data, else passkey,kv)")
       .option("lengths", "N,N,...", "context lengths in tokens (default: doubling from half the pre-trained window "
                                     "to max(max_position_embeddings, 4x the pre-trained window))")
       .option("depths", "N", "passkey depths / kv positions, evenly spaced from 0% to 100%", "10")
       .option("samples", "N", "prompts per (length, depth) cell", "5")
-      .option("data", "STORE", "ppl: token store (`ropex prepare`) of held-out text; documents taken in order")
-      .option("docs", "N", "ppl: documents per length (the first ones long enough)", "10")
+      .option("data", "STORE", "ppl: token store (`ropex prepare`) of held-out text; documents are taken from its\n"
+                               "end, where a training run with eval.every > 0 holds out its last eval.docs")
+      .option("docs", "N", "ppl: documents per length (the last ones long enough)", "10")
       .option("protocols", "LIST", "ppl: truncated, sliding or both", "truncated,sliding")
       .option("stride", "N", "ppl sliding-window stride (0 = min(256, L/2))", "0")
       .option("kv-ids", "uuid|hex:N|digits:N", "kv: form of keys and values", "uuid")
@@ -72,7 +76,12 @@ int cmd_eval(const Args& argv) {
 
   EvalOptions o;
   o.model_dir = args.get("model");
-  o.tasks = split_list(args.get("tasks"), "eval: --tasks");
+  if (args.has("tasks")) {
+    o.tasks = split_list(args.get("tasks"), "eval: --tasks");
+  } else {
+    o.tasks = args.has("data") ? std::vector<std::string>{"ppl", "passkey", "kv"} : std::vector<std::string>{"passkey", "kv"};
+    if (!args.has("data")) log::info("eval: perplexity needs --data (a token store of held-out text); running passkey and kv");
+  }
   for (const auto& t : o.tasks) {
     if (t != "ppl" && t != "passkey" && t != "kv")
       throw UsageError("eval: --tasks: unknown task '" + t + "' (did you mean '" + nearest(t, {"ppl", "passkey", "kv"}) + "'?)");
@@ -85,6 +94,8 @@ int cmd_eval(const Args& argv) {
   if (o.depths < 1 || o.samples < 1 || o.docs < 1 || o.stride < 0)
     throw UsageError("eval: --depths, --samples and --docs must be >= 1 and --stride >= 0");
   if (args.has("data")) o.data = args.get("data");
+  if (std::find(o.tasks.begin(), o.tasks.end(), "ppl") != o.tasks.end() && o.data.empty())
+    throw UsageError("eval: task ppl needs --data (a token store made by `ropex prepare`)");
   o.protocols = split_list(args.get("protocols"), "eval: --protocols");
   for (const auto& p : o.protocols) {
     if (p != "truncated" && p != "sliding") throw UsageError("eval: --protocols: unknown protocol '" + p + "' (expected truncated or sliding)");
@@ -106,13 +117,21 @@ int cmd_eval(const Args& argv) {
   std::string device = args.get("device");
   if (device == "cuda" && env.world > 1) device = "cuda:" + std::to_string(env.local_rank);
   o.device = parse_device(device);
-  Distributed dist(env, o.device.is_cuda() ? "nccl" : "gloo", std::chrono::seconds(1800));
+  std::string job;
+  for (const auto& a : argv) job += a + "\n";
+  Distributed dist(env, o.device.is_cuda() ? "nccl" : "gloo", std::chrono::seconds(1800),
+                   std::to_string(std::hash<std::string>{}(job)));
 
-  const nlohmann::json results = run_eval(o, dist);
+  // Written after every task, so a failure later leaves what was measured.
+  auto write = [&](const nlohmann::json& results) {
+    if (!dist.is_main()) return;
+    fs::create_directories(out_dir);
+    st::write_text_file((out_dir / "results.json").string(), results.dump(2) + "\n");
+    st::write_text_file((out_dir / "results.md").string(), "# ropex eval\n\n" + eval_markdown(results));
+  };
+  const nlohmann::json results = run_eval(o, dist, write);
   if (!dist.is_main()) return 0;
-  fs::create_directories(out_dir);
-  st::write_text_file((out_dir / "results.json").string(), results.dump(2) + "\n");
-  st::write_text_file((out_dir / "results.md").string(), "# ropex eval\n\n" + eval_markdown(results));
+  write(results);
   std::cout << eval_markdown(results);
   log::info("wrote " + (out_dir / "results.json").string() + " and results.md");
   if (!args.flag_set("no-plot")) {

@@ -11,12 +11,14 @@
 #include <ATen/ops/log_softmax.h>
 #include <c10/core/GradMode.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <functional>
 #include <iomanip>
+#include <map>
 #include <sstream>
 
 namespace ropex {
@@ -109,15 +111,18 @@ json eval_ppl(LlamaForCausalLM& model, const Tokenizer& tok, const EvalOptions& 
     throw std::runtime_error(cat(o.data, ": token store vocabulary (", store.vocab_size(), ") is larger than the model's (",
                                  model->config().vocab_size, "); was it prepared with another tokenizer?"));
   json out = {{"data", fs::absolute(o.data).string()},
+              {"documents_rule", "per length, the last documents of the store with at least length - 1 tokens"},
               {"aggregation", "ppl = exp(mean over windows of each window's mean NLL), as YaRN's code; "
                               "ppl_token_weighted = exp(total NLL / scored tokens)"}};
   const int bos = tok.bos_id();
   for (const std::string& protocol : o.protocols) {
     json rows = json::array();
     for (const int64_t L : o.lengths) {
-      // Documents in store order whose text (without BOS) has at least L - 1 tokens.
+      // Documents whose text (without BOS) has at least L - 1 tokens, from the store's end back:
+      // a training run with eval.every > 0 holds out the store's last eval.docs documents, so the
+      // same ones come first here (which were used is recorded in the results).
       std::vector<size_t> chosen;
-      for (size_t d = 0; d < store.num_documents() && static_cast<int64_t>(chosen.size()) < o.docs; ++d) {
+      for (size_t d = store.num_documents(); d-- > 0 && static_cast<int64_t>(chosen.size()) < o.docs;) {
         int32_t first = -1;
         if (store.doc_len(d) > 0) store.read(d, 0, 1, &first);  // one token, not the whole document
         const int64_t len = store.doc_len(d) - (first == bos ? 1 : 0);
@@ -170,8 +175,12 @@ json eval_ppl(LlamaForCausalLM& model, const Tokenizer& tok, const EvalOptions& 
           ++windows;
         }
       }
+      if (protocol == o.protocols.front() && dist.is_main())
+        log::info(cat("ppl L=", L, ": documents ", json(chosen).dump(), " of ", store.num_documents(), " in ", o.data,
+                      " (the last ones long enough; a training run holds out its last eval.docs documents)"));
       rows.push_back({{"length", L},
                       {"docs", chosen.size()},
+                      {"documents", chosen},
                       {"windows", windows},
                       {"tokens", tokens},
                       {"ppl", std::exp(window_mean_sum / static_cast<double>(windows))},
@@ -305,7 +314,30 @@ std::vector<int64_t> default_eval_lengths(int64_t pretrained, int64_t max_pos) {
   return out;
 }
 
-json run_eval(const EvalOptions& o, Distributed& dist) {
+// The lengths at which `task` builds a prompt (tried at the first and the last depth with the
+// first sample's seed); each other one is left out with the builder's reason in *skipped.
+std::vector<int64_t> fitting_lengths(const RetrievalTask& task, const EvalOptions& o, json* skipped) {
+  std::vector<int64_t> out;
+  const uint64_t task_id = task.name == "passkey" ? 1 : 2;
+  const std::vector<double> depths = depth_grid(o.depths);
+  for (const int64_t L : o.lengths) {
+    std::string why;
+    for (const size_t di : {size_t{0}, depths.size() - 1}) {
+      Rng rng(prompt_seed(o.seed, task_id, static_cast<uint64_t>(L), di, 0));
+      try {
+        task.build(L, depths[di], rng);
+      } catch (const std::exception& e) {
+        why = e.what();
+        break;
+      }
+    }
+    if (why.empty()) out.push_back(L);
+    else skipped->push_back({{"length", L}, {"reason", why}});
+  }
+  return out;
+}
+
+json run_eval(const EvalOptions& o, Distributed& dist, const std::function<void(const json&)>& on_task) {
   c10::NoGradGuard no_grad;
   LoadOptions lo;
   lo.device = o.device;
@@ -330,25 +362,53 @@ json run_eval(const EvalOptions& o, Distributed& dist) {
                   {"dtype", dtype_name(o.dtype)},
                   {"device", o.device.str()},
                   {"world_size", dist.world()}};
-  for (const std::string& t : o.tasks) {
-    const auto start = std::chrono::steady_clock::now();
-    if (dist.is_main()) log::info(cat("eval ", label, ": ", t, " at lengths ", json(opt.lengths).dump()));
-    if (t == "ppl") {
-      results["ppl"] = eval_ppl(model, tok, opt, dist);
-    } else if (t == "passkey") {
-      RetrievalTask task{"passkey", [&](int64_t L, double d, Rng& rng) { return passkey_prompt(tok, L, d, rng); },
-                         passkey_correct, [](const TaskPrompt&) { return 10; }};
-      results["passkey"] = eval_retrieval(model, tok, task, opt, dist);
-    } else if (t == "kv") {
-      RetrievalTask task{"kv", [&](int64_t L, double d, Rng& rng) { return kv_prompt(tok, L, d, opt.kv_ids, rng); },
+  const RetrievalTask passkey{"passkey", [&](int64_t L, double d, Rng& rng) { return passkey_prompt(tok, L, d, rng); },
+                              passkey_correct, [](const TaskPrompt&) { return 10; }};
+  const RetrievalTask kv{"kv", [&](int64_t L, double d, Rng& rng) { return kv_prompt(tok, L, d, opt.kv_ids, rng); },
                          kv_correct, [&](const TaskPrompt& p) {
                            return static_cast<int>(tok.encode(" \"" + p.answer + "\"", false, false).size()) + 2;
                          }};
-      results["kv"] = eval_retrieval(model, tok, task, opt, dist);
+  // What fits is settled before anything runs: a retrieval task runs at the lengths where its
+  // prompt can be built; the others are skipped with a warning (and recorded).
+  std::map<std::string, std::vector<int64_t>> task_lengths;
+  std::map<std::string, json> task_skipped;
+  std::string nothing_fits;
+  for (const std::string& t : o.tasks) {
+    if (t != "passkey" && t != "kv") continue;
+    json skipped = json::array();
+    task_lengths[t] = fitting_lengths(t == "passkey" ? passkey : kv, opt, &skipped);
+    task_skipped[t] = skipped;
+    for (const json& s : skipped)
+      if (dist.is_main())
+        log::warn(cat("eval: ", t, " at length ", s["length"].get<int64_t>(), " skipped: ", s["reason"].get<std::string>(),
+                      t == "kv" ? cat(" (--kv-ids ", kv_id_format_name(opt.kv_ids), "; shorter ids fit more pairs, e.g. --kv-ids hex:4)")
+                                : std::string()));
+    if (task_lengths[t].empty()) nothing_fits += cat("\n  ", t, ": ", skipped.front()["reason"].get<std::string>());
+  }
+  if (!nothing_fits.empty() && std::all_of(o.tasks.begin(), o.tasks.end(), [&](const std::string& t) {
+        return task_lengths.count(t) && task_lengths[t].empty();
+      }))
+    throw std::runtime_error("eval: no task fits at lengths " + json(opt.lengths).dump() + ":" + nothing_fits +
+                             "\nask for longer --lengths (or shorter --kv-ids)");
+  for (const std::string& t : o.tasks) {
+    const auto start = std::chrono::steady_clock::now();
+    EvalOptions task_opt = opt;
+    if (task_lengths.count(t)) task_opt.lengths = task_lengths[t];
+    if (task_opt.lengths.empty()) {
+      results["skipped"][t] = task_skipped[t];
+      continue;
+    }
+    if (dist.is_main()) log::info(cat("eval ", label, ": ", t, " at lengths ", json(task_opt.lengths).dump()));
+    if (t == "ppl") {
+      results["ppl"] = eval_ppl(model, tok, task_opt, dist);
+    } else if (t == "passkey" || t == "kv") {
+      results[t] = eval_retrieval(model, tok, t == "passkey" ? passkey : kv, task_opt, dist);
+      if (!task_skipped[t].empty()) results["skipped"][t] = task_skipped[t];
     } else {
       throw std::invalid_argument("eval: unknown task '" + t + "' (expected ppl, passkey or kv)");
     }
     results["seconds"][t] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (on_task) on_task(results);
   }
   return results;
 }
@@ -359,6 +419,12 @@ std::string eval_markdown(const json& r) {
      << "- model: `" << r.at("model").get<std::string>() << "`\n- rope: " << r.at("rope").get<std::string>()
      << "\n- pre-trained window: " << r.at("pretrained_len") << ", max_position_embeddings: "
      << r.at("max_position_embeddings") << "\n\n";
+  if (r.contains("skipped"))
+    for (const auto& [task, cells] : r.at("skipped").items())
+      for (const json& c : cells)
+        os << "- " << task << " at length " << c.at("length") << " skipped (does not fit): " << c.at("reason").get<std::string>()
+           << "\n";
+  if (r.contains("skipped")) os << "\n";
   if (r.contains("ppl")) {
     const json& p = r.at("ppl");
     os << "### Perplexity by length\n\nData: `" << p.at("data").get<std::string>() << "`. " << p.at("aggregation").get<std::string>()

@@ -20,6 +20,7 @@
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -34,7 +35,7 @@ struct EvalOptions {
   std::string data;                // ppl: a token store directory
   std::vector<std::string> protocols = {"truncated", "sliding"};
   int64_t stride = 0;              // sliding window stride; 0 = min(256, L / 2)
-  int64_t docs = 10;               // ppl: documents per length (the first long enough, in order)
+  int64_t docs = 10;               // ppl: documents per length (the last long enough, from the store's end)
   int64_t depths = 10;             // passkey depths / kv positions, evenly from 0 to 1
   int64_t samples = 5;             // prompts per (length, depth) cell
   KvIdFormat kv_ids;
@@ -52,7 +53,12 @@ int64_t pretrained_window(const LlamaConfig& cfg);
 std::vector<int64_t> default_eval_lengths(int64_t pretrained, int64_t max_position_embeddings);
 
 // Runs the tasks; every rank returns the full results (schema in trainer/plot_eval.py's header).
-nlohmann::json run_eval(const EvalOptions& options, Distributed& dist);
+// Before anything runs, each retrieval task's prompt is built once per length: lengths where it
+// cannot fit are skipped with a warning (results["skipped"][task]: lengths and reasons; a task with
+// no length left has no section of its own), and an error is thrown when no task fits at all. `on_task` is
+// called with the results so far after each task, so a caller can write what was measured.
+nlohmann::json run_eval(const EvalOptions& options, Distributed& dist,
+                        const std::function<void(const nlohmann::json&)>& on_task = {});
 
 // Greedy continuation of prompt_ids (BOS first) with a KV cache: at most max_new tokens, stopping at
 // eos_id (not returned). Uses o.device and o.attention.
