@@ -48,6 +48,8 @@
 #                       system's packages; implies ROPEX_SKIP_APT=1
 #   ROPEX_PYTHON=PY     use this Python's torch (and transformers, for the tests) instead of .venv
 #   ROPEX_BUILD_DIR=DIR build folder (default: build)
+#   ROPEX_SKIP_BUILD=1  no setup or build step: commands use the build folder's ropex as it is (e.g.
+#                       ./run.sh train on compute nodes without a package registry)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -244,6 +246,10 @@ configure() {
 }
 
 build() {
+  if [[ "${ROPEX_SKIP_BUILD:-0}" == 1 ]]; then
+    [[ -x "$BUILD/ropex" ]] || die "ROPEX_SKIP_BUILD=1 but $BUILD/ropex does not exist (build it first: ./run.sh build)"
+    return 0
+  fi
   setup
   configure
   log "building with $JOBS jobs"

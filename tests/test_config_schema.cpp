@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -135,6 +137,35 @@ TEST_F(ConfigSchemaTest, UnknownKeyNamesSourceKeyAndSuggestion) {
                   "unknown key 'optimizer.schedule' (did you mean 'optim.schedule'?)");
   EXPECT_CONTAINS(apply_error({{"model", {{"rope_scalling", nullptr}}}}),
                   "did you mean 'model.rope_scaling'?");
+}
+
+// Suggestions look in the key's own section first (a misspelt section is matched, then the key in
+// it), then for the same key in another section, then at registered aliases; a far guess is not
+// offered (the section's keys are listed instead).
+TEST_F(ConfigSchemaTest, SuggestionsLookInTheKeysOwnSectionFirst) {
+  EXPECT_CONTAINS(apply_error({{"optimm", {{"lr", 1}}}}), "unknown key 'optimm.lr' (did you mean 'optim.lr'?)");
+  EXPECT_CONTAINS(apply_error({{"optim", {{"steps", 3}}}}), "unknown key 'optim.steps' (did you mean 'train.steps'?)");
+  EXPECT_CONTAINS(apply_error({{"optim", {{"zzzzzzzzzz", 1}}}}),
+                  "unknown key 'optim.zzzzzzzzzz' (keys of 'optim': lr, warmup_fraction, schedule)");
+  EXPECT_CONTAINS(apply_error({{"qqqqqqq", {{"zzzzzzzzzz", 1}}}}),
+                  "unknown key 'qqqqqqq.zzzzzzzzzz' (sections: train, model, optim, run, eval)");
+  schema.hint_key("learning_rate", "optim.lr");
+  EXPECT_CONTAINS(apply_error({{"optim", {{"learning_rate", 1}}}}), "(did you mean 'optim.lr'?)");
+  EXPECT_CONTAINS(apply_error({{"learning_rate", 1}}), "(did you mean 'optim.lr'?)");
+  // Values: the nearest allowed one only when close; a registered hint otherwise.
+  const std::string far = apply_error({{"optim", {{"schedule", "exponential"}}}});
+  EXPECT_CONTAINS(far, "must be one of \"cosine\", \"linear\", \"constant\", got \"exponential\"");
+  EXPECT_EQ(far.find("did you mean"), std::string::npos) << far;
+  schema.hint_value("optim.schedule", "exponential", "ropex has no exponential decay: use \"cosine\"");
+  EXPECT_CONTAINS(apply_error({{"optim", {{"schedule", "exponential"}}}}),
+                  "got \"exponential\" (ropex has no exponential decay: use \"cosine\")");
+  EXPECT_THROW(schema.hint_key("x", "optim.nothing"), std::logic_error);
+}
+
+TEST_F(ConfigSchemaTest, NumbersMustBeFinite) {
+  EXPECT_CONTAINS(apply_error({{"optim", {{"lr", std::numeric_limits<double>::infinity()}}}}),
+                  "key 'optim.lr' must be a finite number, got");
+  EXPECT_CONTAINS(apply_error({{"optim", {{"lr", std::nan("")}}}}), "key 'optim.lr' must be a finite number");
 }
 
 TEST_F(ConfigSchemaTest, WrongTypeNamesKeyExpectedTypeAndValue) {

@@ -247,11 +247,12 @@ TEST(Eval, PerplexityMatchesTransformers) {
   }
   std::string ref_text;
   const LlamaConfig cfg = load_config(s.model());
-  // The reference gets the documents ropex should have used: the first 3 long enough, in order.
+  // The reference gets the documents ropex should have used: the last 3 long enough, from the
+  // store's end back (where a training run holds out its eval.docs).
   for (const int64_t L : {24, 64, 128}) {
     json chosen = json::array();
-    for (const auto& d : docs)
-      if (static_cast<int64_t>(d.size()) >= L - 1 && chosen.size() < 3) chosen.push_back(d);
+    for (auto d = docs.rbegin(); d != docs.rend(); ++d)
+      if (static_cast<int64_t>(d->size()) >= L - 1 && chosen.size() < 3) chosen.push_back(*d);
     std::ofstream(s.dir.path / "chosen.json") << chosen.dump();
     ASSERT_EQ(run_python(py, "hf_check.py", {"ppl", s.model(), (s.dir.path / "chosen.json").string(), std::to_string(L), "20"}, &ref_text), 0)
         << ref_text;

@@ -133,7 +133,8 @@ Distributed::Distributed(const DistEnv& env_in, const std::string& backend, std:
     }
   } catch (const c10::Error& e) {
     throw std::runtime_error(cat("rank ", env_.rank, ": the store at ", where, " failed during the rendezvous (",
-                                 e.what_without_backtrace(), "): is another job using that port? set MASTER_PORT to a free one"));
+                                 e.what_without_backtrace(), "): rank 0, which serves it, may have stopped (its log says "
+                                 "why), or another job is using that port (then set MASTER_PORT to a free one)"));
   }
   if (backend == "gloo") {
     auto opts = c10d::ProcessGroupGloo::Options::create(timeout);

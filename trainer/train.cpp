@@ -89,7 +89,12 @@ std::unique_ptr<Loader> make_loader(const RunConfig& cfg, const LlamaConfig& mod
   if (cfg.sampler.name != "contiguous" && so.target_len <= so.train_len)
     throw ConfigError(cat("rope: sampler '", cfg.sampler.name, "' needs a target length above data.train_len = ", so.train_len,
                           ", got ", so.target_len, " (set rope.target_len)"));
-  auto store = std::make_shared<const TokenStore>(TokenStore::open(cfg.data.store));
+  std::shared_ptr<const TokenStore> store;
+  try {
+    store = std::make_shared<const TokenStore>(TokenStore::open(cfg.data.store));
+  } catch (const std::runtime_error& e) {
+    throw ConfigError(cat("key 'data.store': ", e.what(), " (make one with `ropex prepare`)"));
+  }
   if (store->vocab_size() > model.vocab_size)
     throw std::runtime_error(cfg.data.store + ": tokenized with a vocabulary of " + std::to_string(store->vocab_size()) +
                              " but the model has vocab_size " + std::to_string(model.vocab_size));
