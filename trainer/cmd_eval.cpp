@@ -94,12 +94,12 @@ int cmd_eval(const Args& argv) {
   if (o.depths < 1 || o.samples < 1 || o.docs < 1 || o.stride < 0)
     throw UsageError("eval: --depths, --samples and --docs must be >= 1 and --stride >= 0");
   if (args.has("data")) o.data = args.get("data");
-  if (std::find(o.tasks.begin(), o.tasks.end(), "ppl") != o.tasks.end() && o.data.empty())
-    throw UsageError("eval: task ppl needs --data (a token store made by `ropex prepare`)");
   o.protocols = split_list(args.get("protocols"), "eval: --protocols");
   for (const auto& p : o.protocols) {
     if (p != "truncated" && p != "sliding") throw UsageError("eval: --protocols: unknown protocol '" + p + "' (expected truncated or sliding)");
   }
+  if (std::find(o.tasks.begin(), o.tasks.end(), "ppl") != o.tasks.end() && o.data.empty())
+    throw UsageError("eval: task ppl needs --data (a token store made by `ropex prepare`)");
   try {
     o.kv_ids = parse_kv_id_format(args.get("kv-ids"));
   } catch (const std::invalid_argument& e) {

@@ -14,7 +14,9 @@ bool free_to_change(const std::string& key) {
   static const std::vector<std::string> free_keys = {
       "run.name", "run.output_dir", "run.log_level", "run.stop_after", "model.device", "model.attention",
       "model.activation_checkpointing", "model.loss_chunk_tokens", "eval.every"};
-  static const std::vector<std::string> free_sections = {"checkpoint", "export", "distributed", "logging"};
+  // batch.*: how the global batch is split over micro-batches, accumulation and ranks; the global
+  // batch itself, which fixes the data order, is checked by load_checkpoint (trainer/checkpoint.h).
+  static const std::vector<std::string> free_sections = {"checkpoint", "export", "distributed", "logging", "batch"};
   const std::string section = key.substr(0, key.find('.'));
   return std::find(free_keys.begin(), free_keys.end(), key) != free_keys.end() ||
          std::find(free_sections.begin(), free_sections.end(), section) != free_sections.end();

@@ -3,9 +3,10 @@
 //
 // Keys that only say how the run is carried out (logging, checkpointing, export, distributed
 // settings, the device, the attention kernel, activation checkpointing, the loss chunk, the run's
-// name and stop_after) may change freely. Every other key changes what is trained: the learning
-// rate and schedule, the data and its order (data.*, sampler.*, run.seed, batch.*, the held-out
-// documents), the model and its rope. Those are refused unless accepted explicitly (ropex train
+// name and stop_after, and how the global batch is split: batch.*, whose product with the world
+// size load_checkpoint requires unchanged) may change freely. Every other key changes what is
+// trained: the learning rate and schedule, the data and its order (data.*, sampler.*, run.seed,
+// the held-out documents), the model and its rope. Those are refused unless accepted explicitly (ropex train
 // --accept-change KEY, a key or a whole section). Every change is logged either way.
 //
 // It does NOT load checkpoints or compare model shapes (trainer/checkpoint.h refuses another
