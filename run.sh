@@ -371,10 +371,11 @@ launch_ranks() {
   local nproc="$1" r rc=0 FORWARD_TO=()
   shift
   local port="${MASTER_PORT:-$(( 20000 + RANDOM % 20000 ))}"
+  local job="${ROPEX_JOB_ID:-$$-$RANDOM}"   # store keys of this launch (trainer/distributed.h)
   trap_forwarding
   for ((r = 0; r < nproc; r++)); do
     set -m   # a process group of its own (stdin /dev/null, as bash gives background commands without it)
-    RANK=$r LOCAL_RANK=$r WORLD_SIZE=$nproc LOCAL_WORLD_SIZE=$nproc MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
+    RANK=$r LOCAL_RANK=$r WORLD_SIZE=$nproc LOCAL_WORLD_SIZE=$nproc MASTER_ADDR=127.0.0.1 MASTER_PORT=$port ROPEX_JOB_ID=$job \
       "$BUILD/ropex" "$@" </dev/null &
     set +m
     FORWARD_TO+=($!)
@@ -382,7 +383,7 @@ launch_ranks() {
   wait_forwarding stop || rc=$?
   trap - "${FORWARDED_SIGNALS[@]}"
   [[ "$1" != train || rc -ne EX_TEMPFAIL ]] ||
-    log "training stopped early with a checkpoint (status 75): run the same command again to resume"
+    log "training stopped early with a checkpoint (status 75); the ranks' last lines say how to resume"
   return "$rc"
 }
 

@@ -385,10 +385,13 @@ TEST(Configs, EveryShippedConfigParsesAndEveryKeyIsDocumented) {
   for (const auto& e : fs::directory_iterator(source_dir() + "/configs")) {
     if (e.path().extension() != ".json") continue;
     ++n;
-    std::string out;
-    const int rc = run_command("'" + ropex_binary() + "' train " + e.path().string() + " --print-config --set model.path=" +
-                                   (d.path / "model").string(), &out);
-    EXPECT_EQ(rc, 0) << e.path() << ": " << out;
+    // Parsed and validated as `train` does (--print-config also checks the model and the store,
+    // which these recipes name but this machine does not have).
+    try {
+      RunConfig::load(e.path().string(), {"model.path=" + (d.path / "model").string()});
+    } catch (const std::exception& err) {
+      ADD_FAILURE() << e.path() << ": " << err.what();
+    }
   }
   EXPECT_GE(n, 5);
   std::ifstream in(source_dir() + "/configs/README.md");

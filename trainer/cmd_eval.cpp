@@ -58,7 +58,8 @@ int cmd_eval(const Args& argv) {
       .option("samples", "N", "prompts per (length, depth) cell", "5")
       .option("data", "STORE", "ppl: token store (`ropex prepare`) of held-out text; documents are taken from its\n"
                                "end, where a training run with eval.every > 0 holds out its last eval.docs")
-      .option("docs", "N", "ppl: documents per length (the last ones long enough)", "10")
+      .option("docs", "N", "ppl: documents per length (the last ones long enough; held out of a training\n"
+                            "run on the same store when N <= its eval.docs, default 8)", "8")
       .option("protocols", "LIST", "ppl: truncated, sliding or both", "truncated,sliding")
       .option("stride", "N", "ppl sliding-window stride (0 = min(256, L/2))", "0")
       .option("kv-ids", "uuid|hex:N|digits:N", "kv: form of keys and values", "uuid")
@@ -117,10 +118,7 @@ int cmd_eval(const Args& argv) {
   std::string device = args.get("device");
   if (device == "cuda" && env.world > 1) device = "cuda:" + std::to_string(env.local_rank);
   o.device = parse_device(device);
-  std::string job;
-  for (const auto& a : argv) job += a + "\n";
-  Distributed dist(env, o.device.is_cuda() ? "nccl" : "gloo", std::chrono::seconds(1800),
-                   std::to_string(std::hash<std::string>{}(job)));
+  Distributed dist(env, o.device.is_cuda() ? "nccl" : "gloo", std::chrono::seconds(1800));
 
   // Written after every task, so a failure later leaves what was measured.
   auto write = [&](const nlohmann::json& results) {

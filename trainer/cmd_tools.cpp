@@ -35,23 +35,24 @@ int cmd_train_tokenizer(const Args& argv) {
                                  [](const std::string& p) { return fs::path(p).extension() == ".jsonl"; });
   std::vector<std::string> files = inputs;
   const std::string text = args.get("output") + ".input.txt";
+  struct RemoveAtExit {
+    std::string path;
+    ~RemoveAtExit() {
+      std::error_code ec;
+      if (!path.empty()) fs::remove(path, ec);
+    }
+  } intermediate;
   if (jsonl) {
     PrepareOptions po;
     po.inputs = inputs;
     po.text_field = args.get("text-field");
     po.on_error = OnError::fail;
+    intermediate.path = text;
     const int64_t docs = write_documents_as_text(po, text);
     log::info(cat("train-tokenizer: ", docs, " documents from ", inputs.size(), " input(s)"));
     files = {text};
   }
-  std::string path;
-  try {
-    path = Tokenizer::train(files, args.get("output"), o);
-  } catch (...) {
-    if (jsonl) fs::remove(text);
-    throw;
-  }
-  if (jsonl) fs::remove(text);
+  const std::string path = Tokenizer::train(files, args.get("output"), o);
   std::cout << path << std::endl;
   return 0;
 }
@@ -62,16 +63,23 @@ nlohmann::json new_model_defaults() {
   nlohmann::json j = {{"vocab_size", 32000}, {"hidden_size", 256}, {"intermediate_size", 688}, {"num_hidden_layers", 4},
                       {"num_attention_heads", 4}, {"num_key_value_heads", 4}, {"max_position_embeddings", 512},
                       {"rms_norm_eps", 1e-5}, {"rope_theta", 10000.0}, {"tie_word_embeddings", false}};
-  const nlohmann::json written = config_to_json(config_from_json(j, "new-model defaults"), {});
+  // Written without the 5.x rope_parameters block, which would win over a --set rope_theta.
+  const nlohmann::json written =
+      config_to_json(config_from_json(j, "new-model defaults"), {.with_rope_parameters = false});
   for (const auto& [key, value] : written.items())
     if (!j.contains(key)) j[key] = value;
+  for (const char* optional : {"head_dim", "pad_token_id", "rope_scaling"})  // null: not set
+    if (!j.contains(optional)) j[optional] = nullptr;
   return j;
 }
 
-bool same_kind(const nlohmann::json& a, const nlohmann::json& b) {
-  if (a.is_number() && b.is_number()) return !(a.is_number_integer() && b.is_number_float());
-  if (a.is_null() || b.is_null()) return a.is_null() ? (b.is_object() || b.is_null()) : (a.is_object() || a.is_null());
-  return a.type() == b.type();
+// Whether `given` may replace a default of `def`'s JSON type: an integer key takes integers only;
+// a float key takes any number; a key without a default (null) takes anything config.json allows
+// (config_from_json checks it).
+bool same_kind(const nlohmann::json& given, const nlohmann::json& def) {
+  if (def.is_null()) return true;
+  if (given.is_number() && def.is_number()) return !(given.is_number_float() && def.is_number_integer());
+  return given.type() == def.type();
 }
 }  // namespace
 
@@ -87,8 +95,11 @@ int cmd_new_model(const Args& argv) {
   args.parse(argv);
   const std::string out = args.get("output");
   std::error_code ec;
-  if (fs::exists(out) && !(fs::is_directory(out) && fs::is_empty(out, ec)) && !args.flag_set("overwrite"))
+  const bool occupied = fs::exists(out) && !(fs::is_directory(out) && fs::is_empty(out, ec));
+  if (occupied && !args.flag_set("overwrite"))
     throw UsageError("new-model: --output " + out + " already exists and is not an empty folder (pass --overwrite to replace it)");
+  if (occupied && !fs::exists(fs::path(out) / "config.json"))
+    throw UsageError("new-model: --overwrite replaces a model folder, and " + out + " has no config.json; refusing to delete it");
   nlohmann::json j = new_model_defaults();
   std::vector<std::string> known;
   for (const auto& [key, _] : j.items()) known.push_back(key);
@@ -104,7 +115,7 @@ int cmd_new_model(const Args& argv) {
     if (v.is_discarded()) v = text;
     if (!same_kind(v, j[key]))
       throw UsageError("new-model: --set " + s + ": key '" + key + "' expects " +
-                       (j[key].is_null() ? std::string("an object or null") : std::string(j[key].type_name())) +
+                       std::string(j[key].type_name()) +
                        (j[key].is_number_integer() ? " (an integer)" : "") + ", got " + v.dump() + " (" + v.type_name() + ")");
     j[key] = v;
   }
@@ -112,8 +123,14 @@ int cmd_new_model(const Args& argv) {
   m->init_weights(static_cast<uint64_t>(args.get_int("seed")));
   SaveOptions so;
   if (args.has("tokenizer")) so.tokenizer_model = args.get("tokenizer");
-  if (args.flag_set("overwrite") && fs::exists(out)) fs::remove_all(out);
-  save_pretrained(m, out, so);
+  // Written beside the output and swapped in, so a failure (or a --tokenizer inside the folder
+  // being replaced) never leaves the old model half gone.
+  const std::string fresh = out + ".new-model-partial";
+  fs::remove_all(fresh);
+  save_pretrained(m, fresh, so);
+  if (occupied) fs::remove_all(out);
+  else if (fs::exists(out)) fs::remove(out);  // an empty folder
+  fs::rename(fresh, out);
   log::info("wrote " + out);
   return 0;
 }

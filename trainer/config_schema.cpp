@@ -288,14 +288,13 @@ void ConfigSchema::hint_value(const std::string& key, const std::string& value, 
   (*value_hints_)[key][value] = advice;
 }
 
-// Looks, in order: an alias (the whole key, then its last segment); the given section, or the one
-// nearest a misspelt section, for the nearest key in it; a key of another section with the same
+// Looks, in order: an alias of the whole key; the given section, or the one nearest a misspelt
+// section: an alias of the last segment that lies in it, then the nearest key in it; a key of another section with the same
 // last segment (a key put in the wrong section); for a key without a section, the nearest last
 // segment anywhere. Without a close candidate it lists the section's keys.
 std::string ConfigSchema::suggestion(const std::string& key) const {
   auto mean = [](const std::string& k) { return "did you mean '" + k + "'?"; };
-  for (const std::string& alias : {key, leaf(key)})
-    if (const auto it = key_hints_.find(alias); it != key_hints_.end()) return mean(it->second);
+  if (const auto it = key_hints_.find(key); it != key_hints_.end()) return mean(it->second);
   std::vector<std::string> sections;
   for (const auto& e : entries_) {
     const std::string sec = section_of(e.key);
@@ -308,6 +307,10 @@ std::string ConfigSchema::suggestion(const std::string& key) const {
     else if (const std::string near = nearest(given_section, sections); !near.empty() && close_enough(given_section, near))
       section = near;
   }
+  // An alias of the last segment, when it names a key of the section meant (or no section is).
+  if (const auto it = key_hints_.find(leaf(key));
+      it != key_hints_.end() && (section.empty() || section_of(it->second) == section))
+    return mean(it->second);
   const std::string rest = given_section.empty() ? key : key.substr(given_section.size() + 1);
   std::vector<std::string> in_section;
   for (const auto& e : entries_)

@@ -7,7 +7,8 @@
 // errors (ConfigError) that name the source, the full key, what was expected
 // and what was given. An unknown key gets a "did you mean" suggestion found in
 // its own section first (a misspelt section is matched first, then the key in
-// it), then registered aliases ("learning_rate" -> "optim.lr"); an unknown
+// it; a registered alias such as "learning_rate" -> "optim.lr" counts when it
+// lies in that section), then the same key in another section; an unknown
 // value of a string key gets the nearest allowed one only when it is close, or
 // a registered hint ("fp16" for a dtype). Numbers must be finite. An apply
 // that fails changes nothing.

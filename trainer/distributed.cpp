@@ -14,6 +14,7 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
+#include <algorithm>
 #include <cstdlib>
 #include <deque>
 #include <mutex>
@@ -53,6 +54,9 @@ DistEnv read_dist_env() {
   e.master_port = env_int("MASTER_PORT", 29500);
   e.agent_store = env("TORCHELASTIC_USE_AGENT_STORE").value_or("") == "True";
   e.restart_count = env_int("TORCHELASTIC_RESTART_COUNT", 0);
+  if (const auto id = env("ROPEX_JOB_ID")) e.job_id = *id;
+  else if (const auto run = env("TORCHELASTIC_RUN_ID")) e.job_id = *run;
+  else if (const auto job = env("SLURM_JOB_ID")) e.job_id = *job + "." + env("SLURM_STEP_ID").value_or("0");
   if (e.world < 1) throw std::runtime_error("WORLD_SIZE must be >= 1, got " + std::to_string(e.world));
   if (e.rank < 0 || e.rank >= e.world)
     throw std::runtime_error("RANK=" + std::to_string(e.rank) + " is outside [0, WORLD_SIZE=" + std::to_string(e.world) + ")");
@@ -77,7 +81,7 @@ struct Distributed::Impl {
   }
 };
 
-Distributed::Distributed(const DistEnv& env_in, const std::string& backend, std::chrono::seconds timeout, const std::string& job)
+Distributed::Distributed(const DistEnv& env_in, const std::string& backend, std::chrono::seconds timeout)
     : env_(env_in), impl_(std::make_unique<Impl>()) {
   impl_->name = backend;
   if (env_.world == 1) return;
@@ -107,29 +111,30 @@ Distributed::Distributed(const DistEnv& env_in, const std::string& backend, std:
                                         : " (is rank 0 running, with the same MASTER_ADDR and MASTER_PORT?)",
                                  defaults));
   }
-  impl_->store = c10::make_intrusive<c10d::PrefixStore>("ropex/" + std::to_string(env_.restart_count) + "/" + job, tcp);
-  // Every rank counts itself in, then waits until all WORLD_SIZE have.
+  impl_->store = c10::make_intrusive<c10d::PrefixStore>(
+      "ropex/" + env_.job_id + "/" + std::to_string(env_.restart_count), tcp);
+  // Every rank counts itself in; the one that completes the count says so, and the others wait for
+  // that word 10 s at a time, logging how many have joined (one store request per 10 s per rank).
   const auto start = std::chrono::steady_clock::now();
-  auto next_note = start + std::chrono::seconds(10);
   try {
-    impl_->store->add("joined", 1);
+    if (impl_->store->add("joined", 1) == env_.world) impl_->store->set("all_joined", std::vector<uint8_t>{1});
     for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(timeout - (std::chrono::steady_clock::now() - start));
+      try {
+        impl_->store->wait({"all_joined"}, std::clamp(left, std::chrono::milliseconds(100), std::chrono::milliseconds(10000)));
+        break;
+      } catch (const c10::DistStoreError&) {  // this slice of the wait passed
+      }
       const int64_t joined = impl_->store->add("joined", 0);
-      if (joined == env_.world) break;
+      const auto waited = std::chrono::steady_clock::now() - start;
       if (joined > env_.world)
         throw std::runtime_error(cat(joined, " ranks joined at ", where, " but WORLD_SIZE is ", env_.world,
-                                     ": another run of the same job uses that port; give each its own MASTER_PORT"));
-      const auto now = std::chrono::steady_clock::now();
-      if (now - start > timeout)
+                                     ": another launch uses that port; give each its own MASTER_PORT"));
+      if (waited > timeout)
         throw std::runtime_error(cat("only ", joined, " of ", env_.world, " ranks joined at ", where, " within ", timeout.count(),
-                                     " s: start every rank with the same MASTER_ADDR, MASTER_PORT and WORLD_SIZE", defaults,
-                                     "; a rank of another job on that port waits for its own ranks, not these"));
-      if (now >= next_note) {
-        log::info(cat("rank ", env_.rank, ": ", joined, " of ", env_.world, " ranks have joined at ", where, "; waiting (",
-                      std::chrono::duration_cast<std::chrono::seconds>(timeout - (now - start)).count(), " s left)"));
-        next_note = now + std::chrono::seconds(10);
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+                                     " s: start every rank with the same MASTER_ADDR, MASTER_PORT and WORLD_SIZE", defaults));
+      log::info(cat("rank ", env_.rank, ": ", joined, " of ", env_.world, " ranks have joined at ", where, "; waiting (",
+                    std::chrono::duration_cast<std::chrono::seconds>(timeout - waited).count(), " s left)"));
     }
   } catch (const c10::Error& e) {
     throw std::runtime_error(cat("rank ", env_.rank, ": the store at ", where, " failed during the rendezvous (",
@@ -257,6 +262,14 @@ void Distributed::run_on_main(const std::function<void()>& work, std::chrono::se
     } catch (const std::exception& e) {
       status = std::string("error: ") + e.what();
       impl_->store->set(key, std::vector<uint8_t>(status.begin(), status.end()));
+      // This process serves the store: before it exits with the error, the others get a few seconds
+      // to read it (each acknowledges), or they would only see the connection drop.
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      try {
+        while (impl_->store->add(key + "/read", 0) < env_.world - 1 && std::chrono::steady_clock::now() < deadline)
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      } catch (const std::exception&) {
+      }
       throw;
     }
     impl_->store->set(key, std::vector<uint8_t>(status.begin(), status.end()));
@@ -265,7 +278,10 @@ void Distributed::run_on_main(const std::function<void()>& work, std::chrono::se
   impl_->store->wait({key}, std::chrono::duration_cast<std::chrono::milliseconds>(max_wait));
   auto v = impl_->store->get(key);
   const std::string status(v.begin(), v.end());
-  if (status != "ok") throw std::runtime_error("rank 0 failed: " + status.substr(7));
+  if (status != "ok") {
+    impl_->store->add(key + "/read", 1);
+    throw std::runtime_error("rank 0 failed: " + status.substr(7));
+  }
 }
 
 std::vector<std::string> Distributed::allgather_string(const std::string& s) {

@@ -25,6 +25,10 @@ struct DistEnv {
   int master_port = 29500;
   bool agent_store = false;
   int restart_count = 0;
+  // The launch this rank belongs to, from the launcher: ROPEX_JOB_ID (./run.sh), TORCHELASTIC_RUN_ID
+  // (torchrun), SLURM_JOB_ID.SLURM_STEP_ID (srun); "" when none says. Store keys are prefixed
+  // with it, so ranks of two launches that reach one port are not counted together.
+  std::string job_id;
 };
 DistEnv read_dist_env();  // throws naming the variable when a value is malformed
 
@@ -45,10 +49,8 @@ class Distributed {
  public:
   // backend: "gloo" | "nccl". Blocks until all ranks joined or the timeout expires, saying where it
   // waits and, every 10 s, how many ranks have joined; a failure names MASTER_ADDR:MASTER_PORT and
-  // the likely cause (nobody listening, the port taken by another job). `job` (the same on every
-  // rank of one job, e.g. a hash of its config) keeps ranks of another job that reach the same store
-  // from being counted as this job's: they time out waiting for their own.
-  Distributed(const DistEnv& env, const std::string& backend, std::chrono::seconds timeout, const std::string& job = "");
+  // the likely cause (nobody listening, the port taken by another job, more ranks than WORLD_SIZE).
+  Distributed(const DistEnv& env, const std::string& backend, std::chrono::seconds timeout);
   ~Distributed();
   int rank() const { return env_.rank; }
   int world() const { return env_.world; }

@@ -212,7 +212,12 @@ json eval_retrieval(LlamaForCausalLM& model, const Tokenizer& tok, const Retriev
       for (int64_t s = 0; s < o.samples; ++s) {
         items.push_back({[&, li, di, s] {
           Rng rng(prompt_seed(o.seed, task_id, static_cast<uint64_t>(o.lengths[li]), di, static_cast<uint64_t>(s)));
-          const TaskPrompt p = task.build(o.lengths[li], depths[di], rng);
+          TaskPrompt p;
+          try {  // a prompt of this draw that cannot fit (near a length's limit): the sample is skipped
+            p = task.build(o.lengths[li], depths[di], rng);
+          } catch (const std::runtime_error& e) {
+            return json{{"skipped", e.what()}};
+          }
           const std::string cont = tok.decode(greedy_decode(model, tok.encode(p.prompt, true, false), task.max_new(p), tok.eos_id(), o));
           return json{{"ok", task.correct(cont, p.answer)}, {"tokens", p.prompt_tokens}, {"pairs", p.pairs},
                       {"answer", p.answer}, {"output", cont}};
@@ -221,6 +226,7 @@ json eval_retrieval(LlamaForCausalLM& model, const Tokenizer& tok, const Retriev
     }
   }
   const std::vector<json> results = run_items(task.name, items, dist);
+  int64_t skipped_samples = 0;
   json accuracy = json::array(), tokens = json::array(), examples = json::array(), pairs = json::array();
   json bins_acc = json::array(), bins_total = json::array();
   size_t k = 0;
@@ -228,25 +234,32 @@ json eval_retrieval(LlamaForCausalLM& model, const Tokenizer& tok, const Retriev
     json acc_row = json::array(), tok_row = json::array();
     std::array<int64_t, 3> bin_ok{}, bin_n{};
     int64_t pairs_sum = 0;
+    int64_t scored_in_length = 0;
     for (size_t di = 0; di < depths.size(); ++di) {
-      int64_t ok = 0, tok_sum = 0;
+      int64_t ok = 0, tok_sum = 0, scored = 0;
       for (int64_t s = 0; s < o.samples; ++s, ++k) {
         const json& r = results[k];
+        if (r.contains("skipped")) {
+          ++skipped_samples;
+          continue;
+        }
+        ++scored;
         ok += r.at("ok").get<bool>() ? 1 : 0;
         tok_sum += r.at("tokens").get<int64_t>();
         pairs_sum += r.at("pairs").get<int64_t>();
         if (s == 0 && di == depths.size() / 2)
           examples.push_back({{"length", o.lengths[li]}, {"depth", depths[di]}, {"answer", r.at("answer")}, {"output", r.at("output")}});
       }
-      acc_row.push_back(static_cast<double>(ok) / static_cast<double>(o.samples));
-      tok_row.push_back(static_cast<double>(tok_sum) / static_cast<double>(o.samples));
+      acc_row.push_back(scored ? json(static_cast<double>(ok) / static_cast<double>(scored)) : json(nullptr));
+      tok_row.push_back(scored ? json(static_cast<double>(tok_sum) / static_cast<double>(scored)) : json(nullptr));
       const size_t bin = std::min<size_t>(2, 3 * di / depths.size());
       bin_ok[bin] += ok;
-      bin_n[bin] += o.samples;
+      bin_n[bin] += scored;
+      scored_in_length += scored;
     }
     accuracy.push_back(acc_row);
     tokens.push_back(tok_row);
-    pairs.push_back(static_cast<double>(pairs_sum) / static_cast<double>(depths.size() * o.samples));
+    pairs.push_back(scored_in_length ? json(static_cast<double>(pairs_sum) / static_cast<double>(scored_in_length)) : json(nullptr));
     json b = json::array(), t = json::array();
     for (size_t i = 0; i < 3; ++i) {
       b.push_back(bin_n[i] ? json(static_cast<double>(bin_ok[i]) / static_cast<double>(bin_n[i])) : json(nullptr));
@@ -256,7 +269,9 @@ json eval_retrieval(LlamaForCausalLM& model, const Tokenizer& tok, const Retriev
     bins_total.push_back(t);
   }
   json out = {{"lengths", o.lengths}, {"depths", depths}, {"samples", o.samples}, {"accuracy", accuracy},
-              {"prompt_tokens", tokens}, {"examples", examples}};
+              {"prompt_tokens", tokens}, {"examples", examples}, {"skipped_samples", skipped_samples}};
+  if (skipped_samples > 0 && dist.is_main())
+    log::warn(cat("eval: ", task.name, ": ", skipped_samples, " prompt(s) did not fit their length and were not scored"));
   if (task.name == "kv") {
     out["ids"] = kv_id_format_name(o.kv_ids);
     out["pairs"] = pairs;
@@ -451,11 +466,14 @@ std::string eval_markdown(const json& r) {
     for (size_t li = 0; li < p.at("lengths").size(); ++li) {
       os << "| " << p.at("lengths")[li] << " |";
       double sum = 0;
+      int cells = 0;
       for (const json& a : p.at("accuracy")[li]) {
         os << " " << pct(a) << " |";
+        if (a.is_null()) continue;  // no prompt of that cell fitted
         sum += a.get<double>();
+        ++cells;
       }
-      os << " " << fmt(100.0 * sum / static_cast<double>(p.at("accuracy")[li].size()), 0) << "% |\n";
+      os << " " << (cells ? fmt(100.0 * sum / cells, 0) + "%" : std::string("–")) << " |\n";
     }
     os << "\n";
   }
@@ -464,7 +482,8 @@ std::string eval_markdown(const json& r) {
     os << "### Key-value retrieval by position of the asked key (ids: " << k.at("ids").get<std::string>() << ", "
        << k.at("samples") << " prompts per position)\n\n| length | pairs | start | middle | end |\n|---:|---:|---:|---:|---:|\n";
     for (size_t li = 0; li < k.at("lengths").size(); ++li) {
-      os << "| " << k.at("lengths")[li] << " | " << fmt(k.at("pairs")[li].get<double>(), 1) << " |";
+      os << "| " << k.at("lengths")[li] << " | " << (k.at("pairs")[li].is_null() ? std::string("–") : fmt(k.at("pairs")[li].get<double>(), 1))
+         << " |";
       for (const json& a : k.at("accuracy")[li]) os << " " << pct(a) << " |";
       os << "\n";
     }

@@ -35,7 +35,7 @@ struct EvalOptions {
   std::string data;                // ppl: a token store directory
   std::vector<std::string> protocols = {"truncated", "sliding"};
   int64_t stride = 0;              // sliding window stride; 0 = min(256, L / 2)
-  int64_t docs = 10;               // ppl: documents per length (the last long enough, from the store's end)
+  int64_t docs = 8;                // ppl: documents per length (the last long enough, from the store's end)
   int64_t depths = 10;             // passkey depths / kv positions, evenly from 0 to 1
   int64_t samples = 5;             // prompts per (length, depth) cell
   KvIdFormat kv_ids;

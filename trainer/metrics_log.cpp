@@ -17,15 +17,18 @@ namespace ropex {
 namespace fs = std::filesystem;
 
 MetricsLog::MetricsLog(const std::string& path, int64_t start_step) : path_(path) {
-  // Only a regular file is rewritten (metrics.jsonl may be a link to a pipe or a device).
-  if (fs::is_regular_file(path)) {
+  // Only a regular file is rewritten (metrics.jsonl may be a link to a pipe or a device); a link to
+  // one is rewritten where it points, the link kept.
+  const std::string target = fs::is_symlink(path) ? fs::canonical(path).string() : path;
+  if (fs::is_regular_file(target)) {
     std::ifstream in(path, std::ios::binary);
     std::string kept, line;
     int last_segment = 0;
     while (std::getline(in, line)) {
       if (line.empty()) continue;
       const nlohmann::json rec = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-      if (!rec.is_object() || !rec.contains("step") || !rec["step"].is_number_integer()) {
+      if (!rec.is_object() || !rec.contains("step") || !rec["step"].is_number_integer() ||
+          (rec.contains("segment") && !rec["segment"].is_number_integer())) {
         ++cut_lines_;
         continue;
       }
@@ -42,14 +45,14 @@ MetricsLog::MetricsLog(const std::string& path, int64_t start_step) : path_(path
     if (last_kept_.is_object() && last_kept_.contains("elapsed_s") && last_kept_["elapsed_s"].is_number())
       elapsed_before_ = last_kept_["elapsed_s"].get<double>();
     if (dropped_ > 0 || cut_lines_ > 0) {
-      const std::string tmp = path + ".tmp";
+      const std::string tmp = target + ".tmp";
       {
         std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
         out << kept;
         out.flush();
         if (!out) throw std::runtime_error("cannot rewrite " + path + " (writing " + tmp + "): " + std::strerror(errno));
       }
-      fs::rename(tmp, path);
+      fs::rename(tmp, target);
       if (dropped_ > 0)
         log::info(cat(path, ": ", dropped_, " record(s) of steps after ", start_step,
                       " removed (done after the last checkpoint; this run redoes them)"));
@@ -66,12 +69,14 @@ MetricsLog::~MetricsLog() {
 
 void MetricsLog::append(nlohmann::json record) {
   record["segment"] = segment_;
-  const std::string line = record.dump() + "\n";
+  // After a write that stopped mid-line, the next record starts on a line of its own.
+  const std::string line = (cut_ ? "\n" : "") + record.dump() + "\n";
   size_t done = 0;
   while (done < line.size()) {
     const ssize_t n = ::write(fd_, line.data() + done, line.size() - done);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
+      cut_ = cut_ || done > 0;
       if (!write_failed_)
         log::error(cat("writing ", path_, " failed at step ", record.value("step", int64_t{-1}), ": ",
                        n < 0 ? std::strerror(errno) : "nothing written",
@@ -82,6 +87,7 @@ void MetricsLog::append(nlohmann::json record) {
     }
     done += static_cast<size_t>(n);
   }
+  cut_ = false;
 }
 
 }  // namespace ropex

@@ -41,6 +41,7 @@ class MetricsLog {
   nlohmann::json last_kept_;
   int64_t dropped_ = 0, cut_lines_ = 0;
   bool write_failed_ = false;
+  bool cut_ = false;  // the last write stopped mid-line
 };
 
 }  // namespace ropex

@@ -1,10 +1,12 @@
 // What changed in the run configuration since the checkpoint a run resumes, and whether the
-// exact-resume promise (a resumed run equals a straight one, bit for bit) survives it.
+// resume still continues the same run: the same data in the same order, the same hyperparameters
+// and model. (Bit-for-bit equality with a straight run also needs the same reduction order: the
+// keys below that change it, the batch split, ZeRO stage, buckets, kernel, are allowed and logged.)
 //
 // Keys that only say how the run is carried out (logging, checkpointing, export, distributed
-// settings, the device, the attention kernel, activation checkpointing, the loss chunk, the run's
-// name and stop_after, and how the global batch is split: batch.*, whose product with the world
-// size load_checkpoint requires unchanged) may change freely. Every other key changes what is
+// settings, the device when model.dtype is explicit, the attention kernel, activation
+// checkpointing, the loss chunk, the run's name and stop_after, and how the global batch is split:
+// batch.*, whose product with the world size load_checkpoint requires unchanged) may change freely. Every other key changes what is
 // trained: the learning rate and schedule, the data and its order (data.*, sampler.*, run.seed,
 // the held-out documents), the model and its rope. Those are refused unless accepted explicitly (ropex train
 // --accept-change KEY, a key or a whole section). Every change is logged either way.

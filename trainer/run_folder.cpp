@@ -64,10 +64,11 @@ RunFolderLock::~RunFolderLock() {
 
 std::string start_over(const std::string& run_dir, const std::string& mode, const std::string& export_dir) {
   const fs::path run(run_dir), ckpts = run / "checkpoints";
-  std::error_code ec;
-  if (!fs::is_directory(ckpts) || fs::is_empty(ckpts, ec)) return "";
+  // Only complete checkpoints are the earlier run's to protect (what an interrupted save left is
+  // cleaned by the caller first; a .corrupt one is never loaded).
   const auto complete = complete_checkpoints(run_dir);
-  const std::string newest = complete.empty() ? ckpts.string() + " (no complete checkpoint)" : complete.back().second;
+  if (complete.empty()) return "";
+  const std::string newest = complete.back().second;
   if (mode == "refuse")
     throw std::runtime_error(
         "run folder " + run_dir + " already holds checkpoints (newest: " + newest +
@@ -75,12 +76,14 @@ std::string start_over(const std::string& run_dir, const std::string& mode, cons
         "run). Resume them (checkpoint.resume=auto), choose another run.output_dir, or set checkpoint.start_over="
         "move_aside (kept under " + run_dir + "/previous-DATE) or checkpoint.start_over=delete");
   std::vector<fs::path> what = {ckpts, run / "metrics.jsonl"};
-  const fs::path exp = fs::path(export_dir).lexically_normal();
-  const auto rel = exp.lexically_relative(run.lexically_normal());
-  if (!rel.empty() && *rel.begin() != ".." && fs::exists(exp)) what.push_back(exp);
+  // The export goes too when it lies strictly inside the run folder (never the folder itself).
+  const fs::path exp = fs::weakly_canonical(export_dir), rel = exp.lexically_relative(fs::weakly_canonical(run));
+  if (!rel.empty() && rel != "." && *rel.begin() != ".." && fs::exists(exp)) what.push_back(exp);
   std::string done;
   if (mode == "move_aside") {
-    const fs::path aside = run / ("previous-" + utc_now("%Y%m%d-%H%M%S"));
+    const std::string stamp = "previous-" + utc_now("%Y%m%d-%H%M%S");
+    fs::path aside = run / stamp;
+    for (int n = 2; fs::exists(aside); ++n) aside = run / (stamp + "-" + std::to_string(n));
     fs::create_directories(aside);
     for (const auto& p : what)
       if (fs::exists(fs::symlink_status(p))) {

@@ -27,10 +27,11 @@ class RunFolderLock {
   int fd_ = -1;
 };
 
-// checkpoint.start_over: "refuse" | "move_aside" | "delete". When run_dir/checkpoints holds
-// anything: refuse throws (naming the newest checkpoint and the ways out); move_aside renames
-// checkpoints/, metrics.jsonl and `export_dir` (when it is inside run_dir) into
-// run_dir/previous-YYYYmmdd-HHMMSS/; delete removes them. Returns what was done, "" if nothing.
+// checkpoint.start_over: "refuse" | "move_aside" | "delete". When run_dir holds a complete
+// checkpoint (call clean_interrupted_saves first): refuse throws (naming the newest checkpoint and
+// the ways out); move_aside renames checkpoints/, metrics.jsonl and `export_dir` (when it lies
+// strictly inside run_dir) into run_dir/previous-YYYYmmdd-HHMMSS[-N]/; delete removes them.
+// Returns what was done, "" if nothing.
 std::string start_over(const std::string& run_dir, const std::string& mode, const std::string& export_dir);
 
 }  // namespace ropex

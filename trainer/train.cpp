@@ -155,6 +155,7 @@ struct Job {
   const RunConfig& cfg;
   const nlohmann::json& resolved;
   std::unique_ptr<RunFolderLock> lock;  // rank 0's, held until the run ends
+  std::unique_ptr<MetricsLog> metrics;  // rank 0's
   DistEnv env;
   at::Device dev = at::kCPU;
   std::unique_ptr<Distributed> dist;
@@ -265,8 +266,7 @@ Job setup(const RunConfig& cfg, const nlohmann::json& resolved, const std::vecto
   log::set_level(log::parse_level(cfg.run.log_level));
   job.dev = pick_device(cfg, job.env);
   const std::string backend = cfg.distributed.backend == "auto" ? (job.dev.is_cuda() ? "nccl" : "gloo") : cfg.distributed.backend;
-  job.dist = std::make_unique<Distributed>(job.env, backend, std::chrono::seconds(cfg.distributed.timeout_s),
-                                           std::to_string(std::hash<std::string>{}(resolved.dump())));
+  job.dist = std::make_unique<Distributed>(job.env, backend, std::chrono::seconds(cfg.distributed.timeout_s));
   Distributed& dist = *job.dist;
   job.run_dir = cfg.run.output_dir;
   // Rank 0 takes the run folder (its lock; under resume = never, what an earlier run left); every
@@ -274,6 +274,7 @@ Job setup(const RunConfig& cfg, const nlohmann::json& resolved, const std::vecto
   dist.run_on_main(
       [&] {
         job.lock = std::make_unique<RunFolderLock>(job.run_dir.string());
+        clean_interrupted_saves(job.run_dir.string());
         if (cfg.checkpoint.resume == "never")
           if (const std::string done = start_over(job.run_dir.string(), cfg.checkpoint.start_over, export_dir(cfg)); !done.empty())
             log::warn(done);
@@ -284,12 +285,13 @@ Job setup(const RunConfig& cfg, const nlohmann::json& resolved, const std::vecto
           log::warn("model.path " + cfg.model.path + " has no tokenizer.model: data.store's tokenizer cannot be checked "
                     "against the model's, and checkpoints and the export will have no tokenizer (transformers and vLLM "
                     "need one: copy the model's tokenizer files into the export)");
-        clean_interrupted_saves(job.run_dir.string());
       },
       std::chrono::seconds(cfg.distributed.timeout_s));
   // All ranks must run the same configuration.
   for (const auto& other : dist.allgather_string(resolved.dump()))
-    if (other != resolved.dump()) throw std::runtime_error("ranks were started with different configurations");
+    if (other != resolved.dump())
+      throw std::runtime_error(cat("ranks were started with different configurations (or a rank of another launch joined at ",
+                                   job.env.master_addr, ":", job.env.master_port, ": give each launch its own MASTER_PORT)"));
   setup_model_and_optimizer(job);
   setup_data(job);
   job.state = {.step = 0, .world = job.env.world, .seed = static_cast<uint64_t>(cfg.run.seed)};
@@ -307,6 +309,9 @@ Job setup(const RunConfig& cfg, const nlohmann::json& resolved, const std::vecto
     log::info(cat("resumed from ", resume_from, " at step ", job.state.step,
                   job.state.skipped_steps ? cat(" (", job.state.skipped_steps, " non-finite steps skipped so far)") : ""));
   }
+  // metrics.jsonl, trimmed to the step the run starts at (a failure there stops every rank).
+  dist.run_on_main([&] { job.metrics = std::make_unique<MetricsLog>((job.run_dir / "metrics.jsonl").string(), job.state.step); },
+                   std::chrono::seconds(cfg.distributed.timeout_s));
   return job;
 }
 
@@ -334,8 +339,8 @@ void account_nonfinite(Job& job, const StepOutcome& o, const std::string& last_c
 // logging.every steps (and at evaluations and the end) and draws the progress bar.
 class Reporter {
  public:
-  explicit Reporter(const Job& job) : cfg_(job.cfg), main_(job.dist->is_main()), first_step_(job.state.step) {
-    if (main_) metrics_ = std::make_unique<MetricsLog>((job.run_dir / "metrics.jsonl").string(), job.state.step);
+  explicit Reporter(Job& job)
+      : cfg_(job.cfg), main_(job.dist->is_main()), first_step_(job.state.step), metrics_(std::move(job.metrics)) {
     progress_.enabled = main_ && (cfg_.logging.progress == "on" || (cfg_.logging.progress == "auto" && isatty(2)));
   }
   // The loss of the step the run starts at, from metrics.jsonl (rank 0; none when unknown).
@@ -382,8 +387,8 @@ class Reporter {
   const RunConfig& cfg_;
   bool main_;
   int64_t first_step_;
-  std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
   std::unique_ptr<MetricsLog> metrics_;
+  std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
   Progress progress_;
 };
 
