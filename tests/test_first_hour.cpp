@@ -74,7 +74,12 @@ TEST(FirstHour, Item02_ResumeNeverOnAFolderWithCheckpointsIsRefusedUnlessToldWha
 
   ASSERT_EQ(s.train(run, "--set schedule.steps=2 --set checkpoint.resume=never --set checkpoint.start_over=delete"), 0)
       << s.out_text;
-  EXPECT_TRUE(has(s.out_text, "deleted checkpoints")) << s.out_text;
+  EXPECT_TRUE(has(s.out_text, "deleted checkpoints, metrics.jsonl, export of the earlier run")) << s.out_text;
+  // An export folder that is the run folder itself is never taken for the export to delete.
+  ASSERT_EQ(s.train(run, "--set schedule.steps=2 --set checkpoint.resume=never --set checkpoint.start_over=delete "
+                         "--set export.dir=" + run + "/"), 0) << s.out_text;
+  EXPECT_TRUE(has(s.out_text, "deleted checkpoints, metrics.jsonl of the earlier run")) << s.out_text;
+  EXPECT_TRUE(fs::exists(aside[0])) << "the run folder's other contents were deleted";
 
   // Under never, a stop does not tell the user to run the same command again (it would be refused).
   const std::string fresh = s.dir.str() + "/fresh";
@@ -98,6 +103,15 @@ TEST(FirstHour, Item03_MetricsAfterAResumeHoldEachStepOnceInSegmentsWithAContinu
   for (const auto& r : m) EXPECT_EQ(r["segment"], r["step"].get<int64_t>() <= 4 ? 1 : 2) << r.dump();
   for (size_t i = 1; i < m.size(); ++i)
     EXPECT_GE(m[i]["elapsed_s"].get<double>(), m[i - 1]["elapsed_s"].get<double>()) << "elapsed_s restarted at step " << i + 1;
+
+  // metrics.jsonl as a link to a file elsewhere: trimmed where it points, the link kept.
+  const std::string linked = s.dir.str() + "/linked", elsewhere = s.dir.str() + "/elsewhere.jsonl";
+  EXPECT_NE(s.train(linked, "", "ROPEX_FAULT_INJECT=exit-at-step:5"), 0);
+  fs::rename(linked + "/metrics.jsonl", elsewhere);
+  fs::create_symlink(elsewhere, linked + "/metrics.jsonl");
+  ASSERT_EQ(s.train(linked, ""), 0) << s.out_text;
+  EXPECT_TRUE(fs::is_symlink(linked + "/metrics.jsonl"));
+  EXPECT_EQ(steps_of(metrics(linked)), (std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7, 8}));
 
   // A write that fails (a full disk: /dev/full) is reported, and training goes on.
   if (!fs::exists("/dev/full")) GTEST_SKIP() << "no /dev/full on this machine: the failed-write case is not run";
