@@ -44,12 +44,12 @@ int64_t largest_fitting(const std::function<bool(int64_t)>& fits, const std::str
       for (int64_t step = 1;; step *= 2) {
         lo = std::max<int64_t>(0, hi - step);
         if (fits(lo)) break;
-        if (lo == 0) throw std::runtime_error(none_fit);
+        if (lo == 0) throw PromptDoesNotFit(none_fit);
         hi = lo;
       }
     }
   } else {
-    if (!fits(0)) throw std::runtime_error(none_fit);
+    if (!fits(0)) throw PromptDoesNotFit(none_fit);
     while (fits(hi)) {
       lo = hi;
       hi *= 2;
@@ -233,7 +233,7 @@ TaskPrompt copy_prompt(const Tokenizer& tok, int64_t length, Rng& rng, int64_t* 
   };
   const int64_t n = largest_fitting(fits, "copy: no room", size_hint ? *size_hint : 0);
   if (size_hint) *size_hint = n;
-  if (n == 0) throw std::runtime_error("copy: not even one group fits in " + std::to_string(length) + " tokens");
+  if (n == 0) throw PromptDoesNotFit("copy: not even one group fits in " + std::to_string(length) + " tokens");
   TaskPrompt p;
   p.answer = text(n);
   p.prompt = "Copy: " + p.answer + "\nAgain:";

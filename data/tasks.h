@@ -14,9 +14,16 @@
 #include "data/tokenizer.h"
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 
 namespace ropex {
+
+// Thrown by the prompt builders when not even the smallest prompt of a task fits the length asked
+// (evaluation skips such cells; any other error is a real one).
+struct PromptDoesNotFit : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 struct TaskPrompt {
   std::string prompt;         // text to feed after BOS

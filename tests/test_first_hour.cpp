@@ -145,6 +145,15 @@ TEST(FirstHour, Item04_ResumingWithChangesThatBreakTheExactResumeIsRefusedUnless
       << s.out_text;
   EXPECT_TRUE(has(s.out_text, "config change since " + run + "/checkpoints/step_00000002: logging.every: 1 -> 2")) << s.out_text;
   EXPECT_TRUE(has(s.out_text, "batch.grad_accum: 2 -> 4")) << s.out_text;
+  // The device may change while the compute dtype does not (float32 is explicit here).
+  ASSERT_EQ(s.train(run, "--set model.device=auto --set run.stop_after=6"), 0) << s.out_text;
+  EXPECT_TRUE(has(s.out_text, "model.device: \"cpu\" -> \"auto\"")) << s.out_text;
+  // model.dtype auto on another machine would change the arithmetic: the checkpoint records what it
+  // resolved to (runtime.compute_dtype), and a change of it is refused like any other.
+  const std::string bf = s.dir.str() + "/bf16";
+  ASSERT_EQ(s.train(bf, "--set model.dtype=bfloat16 --set run.stop_after=2"), 0) << s.out_text;
+  EXPECT_EQ(s.train(bf, "--set model.dtype=auto --accept-change model"), 1);
+  EXPECT_TRUE(has(s.out_text, "runtime.compute_dtype: \"bfloat16\" -> \"float32\"")) << s.out_text;
   // Accepted explicitly (by section): trains on, with a warning.
   ASSERT_EQ(s.train(run, "--set optim.lr=1e-3 --accept-change optim"), 0) << s.out_text;
   EXPECT_TRUE(has(s.out_text, "optim.lr: 0.003 -> 0.001 (accepted")) << s.out_text;
@@ -233,8 +242,14 @@ TEST(FirstHour, Item09_NewModelRefusesUnknownKeysWrongTypesAndAnExistingFolder) 
   EXPECT_EQ(s.run("new-model --output " + s.model() + " --set hidden_size=64"), 2);
   EXPECT_TRUE(has(s.out_text, "already exists and is not an empty folder (pass --overwrite")) << s.out_text;
   EXPECT_EQ(load_config(s.model()).hidden_size, 32) << "the existing model was overwritten";
-  ASSERT_EQ(s.run("new-model --output " + s.model() + " --overwrite --set hidden_size=64"), 0) << s.out_text;
+  // Rebuilt in place, its own tokenizer copied in, the folder named with a trailing slash.
+  ASSERT_EQ(s.run("new-model --output " + s.model() + "/ --overwrite --tokenizer " + s.model() + "/tokenizer.model "
+                  "--set hidden_size=64 --set rope_theta=500000"), 0) << s.out_text;
   EXPECT_EQ(load_config(s.model()).hidden_size, 64);
+  EXPECT_EQ(load_config(s.model()).rope_theta, 500000.0);
+  EXPECT_TRUE(fs::exists(s.model() + "/tokenizer.model"));
+  EXPECT_EQ(s.run("new-model --output " + s.dir.str() + " --overwrite"), 2) << "a folder that is not a model was replaced";
+  EXPECT_TRUE(has(s.out_text, "has no config.json; refusing to delete it")) << s.out_text;
 }
 
 TEST(FirstHour, Item10_ATargetBelowThePretrainedLengthIsRefusedForEveryType) {
@@ -408,6 +423,44 @@ TEST(FirstHour, Item19_ARankWaitingForTheOthersSaysWhatAndWhere) {
                               std::to_string(port + 1))) << log << "\n" << text;
   }
   EXPECT_FALSE(fs::exists(s.dir.path / "jobA" / "checkpoints"));
+
+  // Two launches told apart by their ids (ROPEX_JOB_ID, as ./run.sh sets it) on one port: neither
+  // counts the other's rank, and both say which launch id they waited for.
+  const std::string launch = "RANK=%R WORLD_SIZE=2 LOCAL_RANK=%R MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port + 2) +
+                             " ROPEX_JOB_ID=%J '" + ropex_binary() + "' train " + s.config() +
+                             " --set run.output_dir=%J --set distributed.timeout_s=3 > %J.log 2>&1";
+  auto with = [&](std::string cmd, const std::string& r, const std::string& j) {
+    for (size_t p; (p = cmd.find("%R")) != std::string::npos;) cmd.replace(p, 2, r);
+    for (size_t p; (p = cmd.find("%J")) != std::string::npos;) cmd.replace(p, 2, j);
+    return cmd;
+  };
+  run_command("cd '" + s.dir.str() + "' && (" + with(launch, "0", "launchC") + " & " + with(launch, "1", "launchD") + "; wait)",
+              &out);
+  EXPECT_TRUE(has(read_text(s.dir.str() + "/launchC.log"), "only 1 of 2 ranks joined at 127.0.0.1:" + std::to_string(port + 2) +
+                                                             " within 3 s (launch id 'launchC')"))
+      << read_text(s.dir.str() + "/launchC.log");
+  EXPECT_TRUE(has(read_text(s.dir.str() + "/launchD.log"), "(launch id 'launchD')")) << read_text(s.dir.str() + "/launchD.log");
+
+  // A rank started twice: once ranks 0 and 1 have joined (and are kept busy by a slow checkpoint
+  // write), a second rank 1 is refused at once; the launch trains on without it.
+  const std::string twice = "RANK=%R WORLD_SIZE=2 LOCAL_RANK=%R MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port + 3) +
+                            " ROPEX_FAULT_INJECT=slow-writer:8000 '" + ropex_binary() + "' train " + s.config() +
+                            " --set run.output_dir=twice --set schedule.steps=2 --set distributed.timeout_s=30 > %J.log 2>&1";
+  run_command("cd '" + s.dir.str() + "' && (" + with(twice, "0", "r0") + " & " + with(twice, "1", "r1a") + " & " +
+                  "for i in $(seq 300); do grep -q 'rank 0/2 joined' r0.log 2>/dev/null && break; sleep 0.1; done; " +
+                  with(twice, "1", "r1b") + "; wait)",
+              &out);
+  int refused = 0, done = 0;
+  for (const char* log : {"/r0.log", "/r1a.log", "/r1b.log"}) {
+    const std::string text = read_text(s.dir.str() + log);
+    refused += has(text, "3 ranks joined at 127.0.0.1:" + std::to_string(port + 3) + " but WORLD_SIZE is 2") ? 1 : 0;
+    done += has(text, "done: 2 steps") ? 1 : 0;
+  }
+  EXPECT_TRUE(has(read_text(s.dir.str() + "/r1b.log"), "3 ranks joined at 127.0.0.1:" + std::to_string(port + 3) +
+                                                          " but WORLD_SIZE is 2: this rank is one too many"))
+      << read_text(s.dir.str() + "/r1b.log");
+  EXPECT_EQ(refused, 1);
+  EXPECT_EQ(done, 2) << read_text(s.dir.str() + "/r0.log");
 }
 
 TEST(FirstHour, Item20_ExportOfARunFolderNamesItsNewestCheckpoint) {

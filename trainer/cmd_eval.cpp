@@ -119,6 +119,13 @@ int cmd_eval(const Args& argv) {
   if (device == "cuda" && env.world > 1) device = "cuda:" + std::to_string(env.local_rank);
   o.device = parse_device(device);
   Distributed dist(env, o.device.is_cuda() ? "nccl" : "gloo", std::chrono::seconds(1800));
+  // Every rank must run the same evaluation (a rank of another launch on the same port would not).
+  std::string mine;
+  for (const auto& a : argv) mine += a + '\n';
+  for (const auto& other : dist.allgather_string(mine))
+    if (other != mine)
+      throw std::runtime_error(cat("eval ranks were started with different options (or a rank of another launch joined at ",
+                                   env.master_addr, ":", env.master_port, ": give each launch its own MASTER_PORT)"));
 
   // Written after every task, so a failure later leaves what was measured.
   auto write = [&](const nlohmann::json& results) {

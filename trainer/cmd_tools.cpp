@@ -93,7 +93,9 @@ int cmd_new_model(const Args& argv) {
       .option("seed", "S", "initialisation seed", "0")
       .flag("overwrite", "replace what --output holds");
   args.parse(argv);
-  const std::string out = args.get("output");
+  fs::path out_path = fs::path(args.get("output")).lexically_normal();
+  if (!out_path.has_filename()) out_path = out_path.parent_path();  // "dir/" -> "dir"
+  const std::string out = out_path.string();
   std::error_code ec;
   const bool occupied = fs::exists(out) && !(fs::is_directory(out) && fs::is_empty(out, ec));
   if (occupied && !args.flag_set("overwrite"))
@@ -125,7 +127,7 @@ int cmd_new_model(const Args& argv) {
   if (args.has("tokenizer")) so.tokenizer_model = args.get("tokenizer");
   // Written beside the output and swapped in, so a failure (or a --tokenizer inside the folder
   // being replaced) never leaves the old model half gone.
-  const std::string fresh = out + ".new-model-partial";
+  const std::string fresh = (out_path.parent_path() / (out_path.filename().string() + ".new-model-partial")).string();
   fs::remove_all(fresh);
   save_pretrained(m, fresh, so);
   if (occupied) fs::remove_all(out);

@@ -28,8 +28,8 @@ def passkey_at(r, length):
     pk = r.get("passkey")
     if not pk or length not in pk["lengths"]:
         return "–"
-    acc = pk["accuracy"][pk["lengths"].index(length)]
-    return f"{100 * sum(acc) / len(acc):.0f}%"
+    acc = [a for a in pk["accuracy"][pk["lengths"].index(length)] if a is not None]  # null: no prompt fitted
+    return f"{100 * sum(acc) / len(acc):.0f}%" if acc else "–"
 
 
 def kv_at(r, length, b):

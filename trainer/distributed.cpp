@@ -56,7 +56,8 @@ DistEnv read_dist_env() {
   e.restart_count = env_int("TORCHELASTIC_RESTART_COUNT", 0);
   if (const auto id = env("ROPEX_JOB_ID")) e.job_id = *id;
   else if (const auto run = env("TORCHELASTIC_RUN_ID")) e.job_id = *run;
-  else if (const auto job = env("SLURM_JOB_ID")) e.job_id = *job + "." + env("SLURM_STEP_ID").value_or("0");
+  else if (const auto job = env("SLURM_JOB_ID"); job && env("SLURM_PROCID"))  // a task srun started
+    e.job_id = *job + "." + env("SLURM_STEP_ID").value_or("0");
   if (e.world < 1) throw std::runtime_error("WORLD_SIZE must be >= 1, got " + std::to_string(e.world));
   if (e.rank < 0 || e.rank >= e.world)
     throw std::runtime_error("RANK=" + std::to_string(e.rank) + " is outside [0, WORLD_SIZE=" + std::to_string(e.world) + ")");
@@ -92,7 +93,8 @@ Distributed::Distributed(const DistEnv& env_in, const std::string& backend, std:
                                    : " (MASTER_ADDR/MASTER_PORT not both set: defaults 127.0.0.1:29500 fill in; a launcher "
                                      "such as torchrun, srun or ./run.sh --nproc sets them)";
   log::info(cat("rank ", env_.rank, "/", env_.world, ": ", server ? "listening for the other ranks on port " : "joining rank 0's store at ",
-                server ? std::to_string(env_.master_port) : where, defaults, ", for up to ", timeout.count(), " s"));
+                server ? std::to_string(env_.master_port) : where, env_.job_id.empty() ? "" : " (launch id '" + env_.job_id + "')",
+                defaults, ", for up to ", timeout.count(), " s"));
   c10d::TCPStoreOptions so;
   so.port = static_cast<uint16_t>(env_.master_port);
   so.isServer = server;
@@ -117,7 +119,12 @@ Distributed::Distributed(const DistEnv& env_in, const std::string& backend, std:
   // that word 10 s at a time, logging how many have joined (one store request per 10 s per rank).
   const auto start = std::chrono::steady_clock::now();
   try {
-    if (impl_->store->add("joined", 1) == env_.world) impl_->store->set("all_joined", std::vector<uint8_t>{1});
+    const int64_t me = impl_->store->add("joined", 1);
+    if (me > env_.world)
+      throw std::runtime_error(cat(me, " ranks joined at ", where, " but WORLD_SIZE is ", env_.world,
+                                   ": this rank is one too many (a rank started twice, or another launch with the same id ",
+                                   "on that port); give each launch its own MASTER_PORT"));
+    if (me == env_.world) impl_->store->set("all_joined", std::vector<uint8_t>{1});
     for (;;) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(timeout - (std::chrono::steady_clock::now() - start));
       try {
@@ -132,7 +139,9 @@ Distributed::Distributed(const DistEnv& env_in, const std::string& backend, std:
                                      ": another launch uses that port; give each its own MASTER_PORT"));
       if (waited > timeout)
         throw std::runtime_error(cat("only ", joined, " of ", env_.world, " ranks joined at ", where, " within ", timeout.count(),
-                                     " s: start every rank with the same MASTER_ADDR, MASTER_PORT and WORLD_SIZE", defaults));
+                                     " s (launch id '", env_.job_id, "'): start every rank with the same MASTER_ADDR, MASTER_PORT, ",
+                                     "WORLD_SIZE and launch id (ROPEX_JOB_ID, TORCHELASTIC_RUN_ID or SLURM_JOB_ID under srun)",
+                                     defaults));
       log::info(cat("rank ", env_.rank, ": ", joined, " of ", env_.world, " ranks have joined at ", where, "; waiting (",
                     std::chrono::duration_cast<std::chrono::seconds>(timeout - waited).count(), " s left)"));
     }

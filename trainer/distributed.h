@@ -26,7 +26,8 @@ struct DistEnv {
   bool agent_store = false;
   int restart_count = 0;
   // The launch this rank belongs to, from the launcher: ROPEX_JOB_ID (./run.sh), TORCHELASTIC_RUN_ID
-  // (torchrun), SLURM_JOB_ID.SLURM_STEP_ID (srun); "" when none says. Store keys are prefixed
+  // (torchrun), SLURM_JOB_ID.SLURM_STEP_ID (a task srun started: SLURM_PROCID set); "" when none
+  // says. Store keys are prefixed
   // with it, so ranks of two launches that reach one port are not counted together.
   std::string job_id;
 };

@@ -52,7 +52,7 @@ std::vector<json> run_items(const std::string& what, const std::vector<Item>& it
   }
   std::vector<json> out(items.size());
   for (const std::string& s : dist.allgather_string(mine.dump())) {
-    for (const json& e : json::parse(s)) out[e.at("i").get<size_t>()] = e.at("r");
+    for (const json& e : json::parse(s)) out.at(e.at("i").get<size_t>()) = e.at("r");
   }
   return out;
 }
@@ -215,7 +215,7 @@ json eval_retrieval(LlamaForCausalLM& model, const Tokenizer& tok, const Retriev
           TaskPrompt p;
           try {  // a prompt of this draw that cannot fit (near a length's limit): the sample is skipped
             p = task.build(o.lengths[li], depths[di], rng);
-          } catch (const std::runtime_error& e) {
+          } catch (const PromptDoesNotFit& e) {
             return json{{"skipped", e.what()}};
           }
           const std::string cont = tok.decode(greedy_decode(model, tok.encode(p.prompt, true, false), task.max_new(p), tok.eos_id(), o));
@@ -341,7 +341,7 @@ std::vector<int64_t> fitting_lengths(const RetrievalTask& task, const EvalOption
       Rng rng(prompt_seed(o.seed, task_id, static_cast<uint64_t>(L), di, 0));
       try {
         task.build(L, depths[di], rng);
-      } catch (const std::exception& e) {
+      } catch (const PromptDoesNotFit& e) {
         why = e.what();
         break;
       }

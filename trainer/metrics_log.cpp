@@ -19,7 +19,9 @@ namespace fs = std::filesystem;
 MetricsLog::MetricsLog(const std::string& path, int64_t start_step) : path_(path) {
   // Only a regular file is rewritten (metrics.jsonl may be a link to a pipe or a device); a link to
   // one is rewritten where it points, the link kept.
-  const std::string target = fs::is_symlink(path) ? fs::canonical(path).string() : path;
+  std::error_code ec;
+  const fs::path resolved = fs::is_symlink(path) ? fs::canonical(path, ec) : fs::path(path);
+  const std::string target = ec ? path : resolved.string();  // a dangling link: open() creates its target
   if (fs::is_regular_file(target)) {
     std::ifstream in(path, std::ios::binary);
     std::string kept, line;

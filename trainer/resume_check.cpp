@@ -41,14 +41,11 @@ std::vector<ConfigChange> config_changes(const nlohmann::json& before, const nlo
       out.push_back({name, old, value, !free_to_change(name)});
     }
   }
-  // eval.every and eval.docs matter to training only through the held-out documents; model.device
-  // only through the compute dtype when model.dtype is auto (bfloat16 on CUDA, float32 on CPU).
+  // eval.every and eval.docs matter to training only through the held-out documents. (The device
+  // matters through the compute dtype, which checkpoints record as runtime.compute_dtype.)
   const bool same_holdout = holdout(before) == holdout(now);
-  const bool auto_dtype = now.contains("model") && now["model"].value("dtype", std::string()) == "auto";
-  for (auto& c : out) {
+  for (auto& c : out)
     if (c.key == "eval.docs" || c.key == "eval.every") c.breaks_resume = !same_holdout;
-    if (c.key == "model.device") c.breaks_resume = auto_dtype;
-  }
   return out;
 }
 

@@ -4,7 +4,8 @@
 // keys below that change it, the batch split, ZeRO stage, buckets, kernel, are allowed and logged.)
 //
 // Keys that only say how the run is carried out (logging, checkpointing, export, distributed
-// settings, the device when model.dtype is explicit, the attention kernel, activation
+// settings, the device (what it changes, the compute dtype model.dtype auto resolves to, is compared
+// as runtime.compute_dtype, recorded in every checkpoint's run_config.json), the attention kernel, activation
 // checkpointing, the loss chunk, the run's name and stop_after, and how the global batch is split:
 // batch.*, whose product with the world size load_checkpoint requires unchanged) may change freely. Every other key changes what is
 // trained: the learning rate and schedule, the data and its order (data.*, sampler.*, run.seed,

@@ -150,6 +150,20 @@ struct Progress {
   }
 };
 
+// model.dtype resolved: auto = bfloat16 on CUDA, float32 on CPU.
+at::ScalarType compute_dtype(const RunConfig& cfg, const at::Device& dev) {
+  return cfg.model.dtype == "auto" ? (dev.is_cuda() ? at::kBFloat16 : at::kFloat) : parse_dtype_name(cfg.model.dtype);
+}
+
+// The run config a checkpoint records: the resolved config and what it resolved to on this
+// machine ("runtime": the compute dtype), so a resume can tell when model.dtype auto, or another
+// device, would change the arithmetic.
+nlohmann::json checkpoint_run_config(const nlohmann::json& resolved, const RunConfig& cfg, const at::Device& dev) {
+  nlohmann::json j = resolved;
+  j["runtime"] = {{"compute_dtype", dtype_name(compute_dtype(cfg, dev))}};
+  return j;
+}
+
 // Everything a run sets up before its first step.
 struct Job {
   const RunConfig& cfg;
@@ -170,8 +184,7 @@ struct Job {
 
 void setup_model_and_optimizer(Job& job) {
   const RunConfig& cfg = job.cfg;
-  const at::ScalarType dtype =
-      cfg.model.dtype == "auto" ? (job.dev.is_cuda() ? at::kBFloat16 : at::kFloat) : parse_dtype_name(cfg.model.dtype);
+  const at::ScalarType dtype = compute_dtype(cfg, job.dev);
   LlamaConfig mc = load_config(cfg.model.path);
   int64_t max_pos = 0, target_len = 0;
   RopeScaling rope = run_rope(cfg, mc, &max_pos, &target_len);
@@ -302,7 +315,7 @@ Job setup(const RunConfig& cfg, const nlohmann::json& resolved, const std::vecto
       std::ifstream in(old_config);
       const nlohmann::json before = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
       if (before.is_discarded()) throw std::runtime_error(old_config.string() + " is not valid JSON");
-      check_config_changes(config_changes(before, resolved), accepted_changes, resume_from);
+      check_config_changes(config_changes(before, checkpoint_run_config(resolved, cfg, job.dev)), accepted_changes, resume_from);
     }
     job.state = load_checkpoint(resume_from, dist, job.model, *job.opt, *job.loader, cfg.global_batch(job.env.world));
     job.state.world = job.env.world;
@@ -406,7 +419,7 @@ TrainSummary train(const RunConfig& cfg, const nlohmann::json& resolved, const s
                                       .model_config = config_to_json(job.model->config(), {.legacy_linear = false,
                                                                                           .with_rope_parameters = false,
                                                                                           .allow_ropex_types = true}),
-                                      .run_config = resolved,
+                                      .run_config = checkpoint_run_config(resolved, cfg, job.dev),
                                       .tokenizer_model = (fs::path(cfg.model.path) / "tokenizer.model").string()});
   const LrSchedule sched{cfg.schedule.type, cfg.optim.lr, cfg.schedule.warmup_steps, cfg.schedule.steps, cfg.schedule.min_lr_ratio};
   Reporter report(job);
