@@ -129,6 +129,9 @@ TEST(FirstHour, Item04_ResumingWithChangesThatBreakTheExactResumeIsRefusedUnless
   struct Case {
     std::string sets, shown;
   };
+  // Values other than the fixture's (optim.lr 3e-3, data.train_len 32 with target 128 — 16 keeps
+  // CREAM's target a multiple of the window —, run.seed 0); `shown` is how the change is logged:
+  // both values as JSON.
   for (const Case& c : std::vector<Case>{{"--set optim.lr=1e-3", "optim.lr: 0.003 -> 0.001"},
                                          {"--set data.train_len=16", "data.train_len: 32 -> 16"},
                                          {"--set run.seed=5", "run.seed: 0 -> 5"}}) {
@@ -281,6 +284,8 @@ TEST(FirstHour, Item12_SuggestionsComeFromTheRightSection) {
   struct Case {
     std::string set, want, not_want;
   };
+  // Each mistake as a user makes it (the value only needs to parse); `not_want` is the wrong
+  // suggestion the old nearest-of-all-keys search gave, or the one the near-miss would invite.
   for (const Case& c : std::vector<Case>{
            {"optim.learning_rate=1e-3", "(did you mean 'optim.lr'?)", "data.train_len"},
            {"sampeler.name=pose", "(did you mean 'sampler.name'?)", "run.name"},
@@ -404,11 +409,16 @@ TEST(FirstHour, Item19_ARankWaitingForTheOthersSaysWhatAndWhere) {
   EXPECT_TRUE(has(s.out_text, "listening for the other ranks on port " + std::to_string(port))) << s.out_text;
   EXPECT_TRUE(has(s.out_text, "only 1 of 2 ranks joined at 127.0.0.1:" + std::to_string(port) + " within 2 s")) << s.out_text;
   EXPECT_TRUE(has(s.out_text, "MASTER_ADDR/MASTER_PORT not both set")) << s.out_text;
-  // Rank 1 of another launch (another config) on the same port: both ranks stop at once saying so,
-  // instead of training together or dying later with "Connection reset by peer".
+  // Rank 1 of another launch (another config: its own run folder and an lr other than the
+  // fixture's 3e-3) on the same port: both ranks stop at once saying so, instead of training
+  // together or dying later with "Connection reset by peer". The 20 s timeout only bounds a
+  // failure of this check; the refusal comes after the configs are exchanged, in about a second.
+  // Rank 0 is told to delete what its folder holds: the mismatch is found before it touches it.
+  ASSERT_EQ(s.train(s.dir.str() + "/jobA", "--set schedule.steps=2"), 0) << s.out_text;
   const std::string cmd =
       "cd '" + s.dir.str() + "' && (RANK=0 WORLD_SIZE=2 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port + 1) +
-      " '" + ropex_binary() + "' train " + s.config() + " --set run.output_dir=jobA --set distributed.timeout_s=20 > a.log 2>&1 & "
+      " '" + ropex_binary() + "' train " + s.config() + " --set run.output_dir=jobA --set distributed.timeout_s=20"
+      " --set checkpoint.resume=never --set checkpoint.start_over=delete > a.log 2>&1 & "
       "RANK=1 WORLD_SIZE=2 LOCAL_RANK=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port + 1) + " '" + ropex_binary() +
       "' train " + s.config() + " --set run.output_dir=jobB --set optim.lr=1e-3 --set distributed.timeout_s=20 > b.log 2>&1; "
       "echo b=$?; wait $!; echo a=$?)";
@@ -422,7 +432,7 @@ TEST(FirstHour, Item19_ARankWaitingForTheOthersSaysWhatAndWhere) {
     EXPECT_TRUE(has(text, "ranks were started with different configurations (or a rank of another launch joined at 127.0.0.1:" +
                               std::to_string(port + 1))) << log << "\n" << text;
   }
-  EXPECT_FALSE(fs::exists(s.dir.path / "jobA" / "checkpoints"));
+  EXPECT_TRUE(fs::exists(s.dir.path / "jobA" / "checkpoints" / "step_00000002")) << "rank 0 deleted the earlier run";
 
   // Two launches told apart by their ids (ROPEX_JOB_ID, as ./run.sh sets it) on one port: neither
   // counts the other's rank, and both say which launch id they waited for.

@@ -294,6 +294,11 @@ void ConfigSchema::hint_value(const std::string& key, const std::string& value, 
 // segment anywhere. Without a close candidate it lists the section's keys.
 std::string ConfigSchema::suggestion(const std::string& key) const {
   auto mean = [](const std::string& k) { return "did you mean '" + k + "'?"; };
+  auto listed = [](const std::vector<std::string>& items) {
+    std::string out;
+    for (const auto& item : items) out += (out.empty() ? "" : ", ") + item;
+    return out;
+  };
   if (const auto it = key_hints_.find(key); it != key_hints_.end()) return mean(it->second);
   std::vector<std::string> sections;
   for (const auto& e : entries_) {
@@ -326,14 +331,8 @@ std::string ConfigSchema::suggestion(const std::string& key) const {
       for (const auto& e : entries_)
         if (leaf(e.key) == near) return mean(e.key);
   }
-  if (section.empty()) return "sections: " + [&] {
-    std::string out;
-    for (const auto& sec : sections) out += (out.empty() ? "" : ", ") + sec;
-    return out;
-  }();
-  std::string out;
-  for (const auto& k : in_section) out += (out.empty() ? "" : ", ") + k;
-  return "keys of '" + section + "': " + out;
+  if (section.empty()) return "sections: " + listed(sections);
+  return "keys of '" + section + "': " + listed(in_section);
 }
 
 void ConfigSchema::throw_unknown(const std::string& key, const std::string& source) const {

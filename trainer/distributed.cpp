@@ -28,6 +28,12 @@ std::optional<std::string> env(const char* name) {
   return v && *v ? std::optional<std::string>(v) : std::nullopt;
 }
 
+// c10 errors carry a C++ backtrace in what(); a user needs the message only.
+const char* without_backtrace(const std::exception& e) {
+  const auto* c10 = dynamic_cast<const c10::Error*>(&e);
+  return c10 ? c10->what_without_backtrace() : e.what();
+}
+
 int env_int(const char* name, int fallback) {
   auto v = env(name);
   if (!v) return fallback;
@@ -107,8 +113,7 @@ Distributed::Distributed(const DistEnv& env_in, const std::string& backend, std:
   } catch (const std::exception& e) {
     throw std::runtime_error(cat("rank ", env_.rank, ": ", server ? cat("cannot listen on port ", env_.master_port)
                                                                     : cat("cannot reach rank 0's store at ", where),
-                                 ": ", dynamic_cast<const c10::Error*>(&e) ? dynamic_cast<const c10::Error*>(&e)->what_without_backtrace()
-                                                                           : e.what(),
+                                 ": ", without_backtrace(e),
                                  server ? " (is another job using that port? set MASTER_PORT to a free one)"
                                         : " (is rank 0 running, with the same MASTER_ADDR and MASTER_PORT?)",
                                  defaults));
@@ -132,11 +137,10 @@ Distributed::Distributed(const DistEnv& env_in, const std::string& backend, std:
         break;
       } catch (const c10::DistStoreError&) {  // this slice of the wait passed
       }
+      // (The count never passes WORLD_SIZE unseen: the rank that makes it WORLD_SIZE sets all_joined,
+      // and any later one refuses itself above.)
       const int64_t joined = impl_->store->add("joined", 0);
       const auto waited = std::chrono::steady_clock::now() - start;
-      if (joined > env_.world)
-        throw std::runtime_error(cat(joined, " ranks joined at ", where, " but WORLD_SIZE is ", env_.world,
-                                     ": another launch uses that port; give each its own MASTER_PORT"));
       if (waited > timeout)
         throw std::runtime_error(cat("only ", joined, " of ", env_.world, " ranks joined at ", where, " within ", timeout.count(),
                                      " s (launch id '", env_.job_id, "'): start every rank with the same MASTER_ADDR, MASTER_PORT, ",

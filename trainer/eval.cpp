@@ -400,7 +400,7 @@ json run_eval(const EvalOptions& o, Distributed& dist, const std::function<void(
                                 : std::string()));
     if (task_lengths[t].empty()) nothing_fits += cat("\n  ", t, ": ", skipped.front()["reason"].get<std::string>());
   }
-  if (!nothing_fits.empty() && std::all_of(o.tasks.begin(), o.tasks.end(), [&](const std::string& t) {
+  if (std::all_of(o.tasks.begin(), o.tasks.end(), [&](const std::string& t) {
         return task_lengths.count(t) && task_lengths[t].empty();
       }))
     throw std::runtime_error("eval: no task fits at lengths " + json(opt.lengths).dump() + ":" + nothing_fits +
@@ -434,12 +434,13 @@ std::string eval_markdown(const json& r) {
      << "- model: `" << r.at("model").get<std::string>() << "`\n- rope: " << r.at("rope").get<std::string>()
      << "\n- pre-trained window: " << r.at("pretrained_len") << ", max_position_embeddings: "
      << r.at("max_position_embeddings") << "\n\n";
-  if (r.contains("skipped"))
+  if (r.contains("skipped")) {
     for (const auto& [task, cells] : r.at("skipped").items())
       for (const json& c : cells)
         os << "- " << task << " at length " << c.at("length") << " skipped (does not fit): " << c.at("reason").get<std::string>()
            << "\n";
-  if (r.contains("skipped")) os << "\n";
+    os << "\n";
+  }
   if (r.contains("ppl")) {
     const json& p = r.at("ppl");
     os << "### Perplexity by length\n\nData: `" << p.at("data").get<std::string>() << "`. " << p.at("aggregation").get<std::string>()

@@ -64,7 +64,7 @@ void check_config_changes(const std::vector<ConfigChange>& changes, const std::v
   if (!refused.empty())
     throw std::runtime_error("the run config differs from the one checkpoint " + checkpoint + " was trained with:" + refused +
                              "\nresuming with these would not continue the same run (e.g. a new optim.lr takes effect "
-                             "mid-schedule, a new batch or seed changes the data order). Put the old values back, start "
+                             "mid-schedule, a new seed or window changes the data). Put the old values back, start "
                              "a new run.output_dir, or accept each change with --accept-change KEY (or a section, e.g. "
                              "--accept-change optim)");
 }

@@ -168,6 +168,7 @@ nlohmann::json checkpoint_run_config(const nlohmann::json& resolved, const RunCo
 struct Job {
   const RunConfig& cfg;
   const nlohmann::json& resolved;
+  nlohmann::json checkpoint_config;     // resolved + what it resolved to here (checkpoint_run_config)
   std::unique_ptr<RunFolderLock> lock;  // rank 0's, held until the run ends
   std::unique_ptr<MetricsLog> metrics;  // rank 0's
   DistEnv env;
@@ -282,6 +283,13 @@ Job setup(const RunConfig& cfg, const nlohmann::json& resolved, const std::vecto
   job.dist = std::make_unique<Distributed>(job.env, backend, std::chrono::seconds(cfg.distributed.timeout_s));
   Distributed& dist = *job.dist;
   job.run_dir = cfg.run.output_dir;
+  job.checkpoint_config = checkpoint_run_config(resolved, cfg, job.dev);
+  // All ranks must run the same configuration: checked before rank 0 touches the run folder (under
+  // checkpoint.start_over it may move or delete what an earlier run left).
+  for (const auto& other : dist.allgather_string(resolved.dump()))
+    if (other != resolved.dump())
+      throw std::runtime_error(cat("ranks were started with different configurations (or a rank of another launch joined at ",
+                                   job.env.master_addr, ":", job.env.master_port, ": give each launch its own MASTER_PORT)"));
   // Rank 0 takes the run folder (its lock; under resume = never, what an earlier run left); every
   // rank learns how that went.
   dist.run_on_main(
@@ -300,23 +308,14 @@ Job setup(const RunConfig& cfg, const nlohmann::json& resolved, const std::vecto
                     "need one: copy the model's tokenizer files into the export)");
       },
       std::chrono::seconds(cfg.distributed.timeout_s));
-  // All ranks must run the same configuration.
-  for (const auto& other : dist.allgather_string(resolved.dump()))
-    if (other != resolved.dump())
-      throw std::runtime_error(cat("ranks were started with different configurations (or a rank of another launch joined at ",
-                                   job.env.master_addr, ":", job.env.master_port, ": give each launch its own MASTER_PORT)"));
   setup_model_and_optimizer(job);
   setup_data(job);
   job.state = {.step = 0, .world = job.env.world, .seed = static_cast<uint64_t>(cfg.run.seed)};
   const std::string resume_from = choose_resume(dist, job.run_dir.string(), cfg.checkpoint.resume);
   if (!resume_from.empty()) {
     const fs::path old_config = fs::path(resume_from) / "run_config.json";
-    if (fs::exists(old_config)) {
-      std::ifstream in(old_config);
-      const nlohmann::json before = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-      if (before.is_discarded()) throw std::runtime_error(old_config.string() + " is not valid JSON");
-      check_config_changes(config_changes(before, checkpoint_run_config(resolved, cfg, job.dev)), accepted_changes, resume_from);
-    }
+    if (fs::exists(old_config))  // (a checkpoint of the first format may lack it)
+      check_config_changes(config_changes(read_json_file(old_config), job.checkpoint_config), accepted_changes, resume_from);
     job.state = load_checkpoint(resume_from, dist, job.model, *job.opt, *job.loader, cfg.global_batch(job.env.world));
     job.state.world = job.env.world;
     log::info(cat("resumed from ", resume_from, " at step ", job.state.step,
@@ -419,8 +418,8 @@ TrainSummary train(const RunConfig& cfg, const nlohmann::json& resolved, const s
                                       .model_config = config_to_json(job.model->config(), {.legacy_linear = false,
                                                                                           .with_rope_parameters = false,
                                                                                           .allow_ropex_types = true}),
-                                      .run_config = checkpoint_run_config(resolved, cfg, job.dev),
-                                      .tokenizer_model = (fs::path(cfg.model.path) / "tokenizer.model").string()});
+                                      .run_config = job.checkpoint_config,
+                                      .tokenizer_model = model_tokenizer(cfg)});
   const LrSchedule sched{cfg.schedule.type, cfg.optim.lr, cfg.schedule.warmup_steps, cfg.schedule.steps, cfg.schedule.min_lr_ratio};
   Reporter report(job);
   TrainSummary summary;
