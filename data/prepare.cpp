@@ -8,6 +8,9 @@
 // tokenizing do not overlap (tokenizing dominates).
 #include "data/prepare.h"
 
+#include "data/input/files.h"
+#include "data/input/json.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -70,7 +73,8 @@ uint64_t check_inputs(const std::vector<std::string>& inputs) {
   for (const auto& path : inputs) {
     input_kind(path);
     std::error_code ec;
-    if (!fs::is_regular_file(path, ec)) throw std::runtime_error("input " + in_quotes(path) + " does not exist or is not a file");
+    if (!fs::exists(path, ec)) throw std::runtime_error("input " + in_quotes(path) + " does not exist");
+    input::require_regular_file(path, "a .jsonl or .txt corpus file");  // a FIFO or device is refused
     total += fs::file_size(path, ec);
   }
   return total;
@@ -138,6 +142,8 @@ struct ReadContext {
 };
 
 std::ifstream open_input(const std::string& path) {
+  // A FIFO or device would block or never end: only regular files are corpora.
+  input::require_regular_file(path, "a .jsonl or .txt corpus file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error("cannot open input " + in_quotes(path));
   return in;
@@ -148,15 +154,6 @@ void check_read(const std::ifstream& in, const std::string& path) {
 }
 
 bool is_blank(std::string_view line) { return line.find_first_not_of(" \t\r\f\v") == std::string_view::npos; }
-
-// nlohmann's message without its "[json.exception.parse_error.101] " tag, cut to 200 bytes (it
-// quotes the offending input, which can be a whole line).
-std::string json_error_text(const json::exception& e) {
-  const std::string w = e.what();
-  const size_t cut = w.find("] ");
-  const std::string text = cut == std::string::npos ? w : w.substr(cut + 2);
-  return text.size() <= 200 ? text : text.substr(0, 200) + "...";
-}
 
 std::string keys_of(const json& object) {
   std::string out;
@@ -171,9 +168,10 @@ std::string keys_of(const json& object) {
 std::string text_of_jsonl_line(const std::string& line, const std::string& field) {
   json record;
   try {
-    record = json::parse(line);  // also rejects invalid UTF-8 inside strings
-  } catch (const json::exception& e) {
-    throw Malformed{"invalid JSON: " + json_error_text(e)};
+    record = input::parse_json(line, "record");  // also rejects invalid UTF-8 inside strings
+  } catch (const input::JsonInputError& e) {
+    std::string reason = e.reason();  // it quotes the offending input, which can be a whole line
+    throw Malformed{reason.size() <= 240 ? reason : reason.substr(0, 240) + "..."};
   }
   if (!record.is_object()) throw Malformed{std::string("expected a JSON object, got ") + record.type_name()};
   const auto it = record.find(field);
@@ -200,7 +198,13 @@ void read_jsonl(const std::string& path, const std::string& field, ReadContext& 
 // Emits `text` (which starts at line `first_line` of `path`) unless it is not UTF-8.
 void emit_checked_text(std::string&& text, const std::string& path, int64_t first_line, ReadContext& ctx) {
   const size_t bad = first_invalid_utf8(text);
-  if (bad == std::string_view::npos) return ctx.emit(std::move(text));
+  if (bad == std::string_view::npos) {
+    try {
+      return ctx.emit(std::move(text));
+    } catch (const Malformed& m) {
+      return ctx.errors.report(path, first_line, m.what);
+    }
+  }
   const int64_t line = first_line + std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(bad), '\n');
   ctx.errors.report(path, line, "invalid UTF-8 (byte " + std::to_string(static_cast<unsigned char>(text[bad])) + ")");
 }
@@ -555,6 +559,11 @@ PrepareStats prepare_corpus(const PrepareOptions& o) {
   Batcher batcher(tok, writer, o, threads);
   ReadContext ctx{errors, {}};
   ctx.emit = [&](std::string&& text) {
+    try {
+      tok.cuts(text);  // a document encode() would refuse is a malformed record, reported with its place
+    } catch (const TextTooLong& e) {
+      throw Malformed{e.what()};
+    }
     batcher.add(std::move(text));
     progress.update(ctx.bytes_read, static_cast<int64_t>(batcher.lengths().size()), batcher.tokens());
   };

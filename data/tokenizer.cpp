@@ -4,6 +4,10 @@
 // LibTorch.
 #include "data/tokenizer.h"
 
+#include <sys/stat.h>
+
+#include "data/input/files.h"
+
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
 
@@ -21,6 +25,7 @@ static_assert(sizeof(int) == sizeof(int32_t), "SentencePiece ids are int");
 struct Tokenizer::Impl {
   sentencepiece::SentencePieceProcessor sp;
   std::string path;
+  bool cuts_at_spaces = false;  // encode() may cut long texts at spaces (see tokenizer.h)
 };
 
 namespace {
@@ -28,6 +33,7 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string quoted(const std::string& s) { return "'" + s + "'"; }
+bool cut_is_exact(const sentencepiece::SentencePieceProcessor& sp);  // below, beside encode()
 
 // Throws unless `path` names a readable regular file; `what` says what it should be.
 void require_readable_file(const std::string& path, const std::string& what) {
@@ -36,7 +42,9 @@ void require_readable_file(const std::string& path, const std::string& what) {
     throw std::runtime_error(what + " " + quoted(path) + " does not exist");
   }
   if (!fs::is_regular_file(path, ec)) {
-    throw std::runtime_error(what + " " + quoted(path) + " is not a regular file");
+    struct stat st {};
+    const std::string kind = ::stat(path.c_str(), &st) == 0 ? input::file_kind(st.st_mode) : "not a regular file";
+    throw std::runtime_error(what + " " + quoted(path) + " is " + kind + ", not a regular file");
   }
   if (!std::ifstream(path, std::ios::binary).good()) {
     throw std::runtime_error(what + " " + quoted(path) + " cannot be opened for reading");
@@ -139,6 +147,7 @@ Tokenizer Tokenizer::load(const std::string& model_path) {
   if (impl->sp.GetPieceSize() <= 0) {
     throw std::runtime_error("tokenizer model " + quoted(model_path) + " has an empty vocabulary");
   }
+  impl->cuts_at_spaces = cut_is_exact(impl->sp);
   return Tokenizer(std::move(impl));
 }
 
@@ -159,13 +168,93 @@ std::string Tokenizer::train(const std::vector<std::string>& input_files, const 
   return model_path;
 }
 
+namespace {
+
+bool ascii_alnum(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+bool ascii_visible(char c) { return c > ' ' && c < 0x7f; }
+
+// Whether encoding may be cut at a single space between ASCII characters with the same ids as the
+// whole text. The cut drops the space; the piece after it then gets the dummy prefix U+2581, which
+// is what the space became in the whole text. Holds when no piece but whitespace-only ones carries
+// U+2581 after its first character (no piece spans a word boundary: BPE's merges and unigram's
+// lattice then decompose at every U+2581), the tokenizer adds a dummy prefix, and a probe agrees.
+bool cut_is_exact(const sentencepiece::SentencePieceProcessor& sp) {
+  static const std::string kSpace = "\xe2\x96\x81";  // U+2581
+  for (int id = 0; id < sp.GetPieceSize(); ++id) {
+    const std::string piece = sp.IdToPiece(id);
+    // Whitespace-only pieces ("▁▁", Llama's indentation pieces) match runs of spaces, never a cut.
+    bool only_spaces = !piece.empty() && piece.size() % 3 == 0;
+    for (size_t i = 0; only_spaces && i < piece.size(); i += 3) only_spaces = piece.compare(i, 3, kSpace) == 0;
+    if (!only_spaces && piece.find(kSpace, 1) != std::string::npos) return false;
+  }
+  std::vector<std::string> pieces;
+  if (!sp.Encode("ab", &pieces).ok() || pieces.empty() || pieces[0].rfind(kSpace, 0) != 0) return false;
+  for (const auto& [a, b] : {std::pair<std::string, std::string>{"The", "cat"}, {"x", "y"}, {"12", "34"}, {"a.", "B"}}) {
+    std::vector<int> whole, left, right;
+    if (!sp.Encode(a + " " + b, &whole).ok() || !sp.Encode(a, &left).ok() || !sp.Encode(b, &right).ok()) return false;
+    left.insert(left.end(), right.begin(), right.end());
+    if (left != whole) return false;
+  }
+  return true;
+}
+
+void encode_into(const sentencepiece::SentencePieceProcessor& sp, std::string_view text, std::vector<int>& out,
+                 const std::string& path) {
+  std::vector<int> ids;
+  const auto status = sp.Encode(text, &ids);
+  if (!status.ok()) throw std::runtime_error("encoding with tokenizer " + quoted(path) + " failed: " + status.ToString());
+  out.insert(out.end(), ids.begin(), ids.end());
+}
+
+}  // namespace
+
+bool Tokenizer::cuts_long_texts() const { return impl().cuts_at_spaces; }
+
+// Where encode() cuts `text` (each a space, which is dropped), in order; throws TextTooLong.
+std::vector<size_t> Tokenizer::cuts(std::string_view text) const {
+  const Impl& im = impl();
+  std::vector<size_t> out;
+  if (text.size() <= kPieceBytes) return out;
+  if (!im.cuts_at_spaces) {
+    if (text.size() > kMaxUncut)
+      throw TextTooLong("a text of " + std::to_string(text.size()) + " bytes: tokenizer " + quoted(im.path) +
+                        " cannot be cut at spaces exactly (its pieces span spaces), and ropex encodes at most " +
+                        std::to_string(kMaxUncut >> 20) + " MiB in one piece (SentencePiece needs ~250 bytes per byte)");
+    return out;
+  }
+  const auto exact = [&](size_t i) {
+    return i > 0 && i + 1 < text.size() && text[i] == ' ' && ascii_visible(text[i - 1]) && ascii_alnum(text[i + 1]);
+  };
+  size_t start = 0;
+  while (text.size() - start > kPieceBytes) {
+    // The last exact cut before start + kPieceBytes, else the first after it, within kMaxUncut.
+    size_t cut = std::string_view::npos;
+    for (size_t i = start + kPieceBytes; i > start && cut == std::string_view::npos; --i)
+      if (exact(i)) cut = i;
+    for (size_t i = start + kPieceBytes + 1; cut == std::string_view::npos && i < text.size() && i - start < kMaxUncut; ++i)
+      if (exact(i)) cut = i;
+    if (cut == std::string_view::npos) {
+      if (text.size() - start > kMaxUncut)
+        throw TextTooLong("a run of more than " + std::to_string(kMaxUncut >> 20) + " MiB without a space between ASCII characters "
+                          "(from byte " + std::to_string(start) + " of " + std::to_string(text.size()) +
+                          "); ropex encodes at most that much in one piece (SentencePiece needs ~250 bytes per byte)");
+      break;
+    }
+    out.push_back(cut);
+    start = cut + 1;
+  }
+  return out;
+}
+
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos, bool add_eos) const {
   std::vector<int> pieces;
-  const auto status = impl().sp.Encode(text, &pieces);
-  if (!status.ok()) {
-    throw std::runtime_error("encoding with tokenizer " + quoted(impl().path) +
-                             " failed: " + status.ToString());
+  const Impl& im = impl();
+  size_t start = 0;
+  for (const size_t cut : cuts(text)) {
+    encode_into(im.sp, text.substr(start, cut - start), pieces, im.path);
+    start = cut + 1;  // the space itself becomes the next piece's dummy prefix
   }
+  encode_into(im.sp, text.substr(start), pieces, im.path);
   if ((add_bos && bos_id() < 0) || (add_eos && eos_id() < 0)) {
     throw std::runtime_error("tokenizer " + quoted(impl().path) + " has no " +
                              (add_bos && bos_id() < 0 ? "BOS" : "EOS") + " piece");
@@ -204,7 +293,9 @@ const std::string& Tokenizer::path() const { return impl().path; }
 
 Tokenizer load_model_tokenizer(const std::string& model_dir, const std::string& override_path, int64_t model_vocab_size) {
   const std::string path = override_path.empty() ? (fs::path(model_dir) / "tokenizer.model").string() : override_path;
-  if (!fs::is_regular_file(path)) throw std::runtime_error(path + ": tokenizer model not found (pass --tokenizer FILE)");
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw std::runtime_error(path + ": tokenizer model not found (pass --tokenizer FILE)");
+  input::require_regular_file(path, "a SentencePiece tokenizer.model");
   Tokenizer tok = Tokenizer::load(path);
   if (tok.vocab_size() > model_vocab_size)
     throw std::runtime_error(path + ": tokenizer has " + std::to_string(tok.vocab_size()) + " pieces but the model's vocab_size is " +

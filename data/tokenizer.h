@@ -30,6 +30,12 @@ struct TokenizerTrainOptions {
   // normalisation, add_dummy_prefix, whitespace kept as is.
 };
 
+// A text encode() refuses to take in one piece (see kMaxUncut); what() says where and why.
+class TextTooLong : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 class Tokenizer {
  public:
   // Throws std::runtime_error naming the path (missing, unreadable, not a model).
@@ -41,7 +47,20 @@ class Tokenizer {
   static std::string train(const std::vector<std::string>& input_files, const std::string& output_prefix,
                            const TokenizerTrainOptions& options);
 
+  //
+  // A long text (over kPieceBytes) is encoded a piece at a time, cut at single spaces between ASCII
+  // characters, when this tokenizer is one where that gives exactly the ids of encoding it whole
+  // (checked at load: pieces hold U+2581 only first, a dummy prefix, "x y" = "x" + "y"); memory then
+  // stays proportional to a piece, not to the text (SentencePiece holds ~250 bytes per byte of
+  // input while encoding). A text that cannot be cut within kMaxUncut bytes (a run without spaces,
+  // or any text over kMaxUncut for a tokenizer that cannot be cut) throws TextTooLong.
   std::vector<int32_t> encode(std::string_view text, bool add_bos, bool add_eos) const;
+  static constexpr size_t kPieceBytes = size_t{64} << 10;
+  static constexpr size_t kMaxUncut = size_t{4} << 20;
+  bool cuts_long_texts() const;
+  // The byte positions where encode() cuts `text` (spaces, dropped); throws TextTooLong where
+  // encode() would. O(text), no encoding: callers check a document before queueing it.
+  std::vector<size_t> cuts(std::string_view text) const;
   // Control ids (bos/eos) decode to nothing; ids outside [0, vocab_size) throw.
   std::string decode(const std::vector<int32_t>& ids) const;
 

@@ -1,5 +1,6 @@
 // HF directory <-> LlamaForCausalLM. See hf_checkpoint.h.
 #include "models/hf_checkpoint.h"
+#include "models/model_memory.h"
 
 #include "trainer/log.h"
 
@@ -161,11 +162,23 @@ void load_weights(LlamaForCausalLM& model, const WeightReader& weights, const Lo
   }
 }
 
+LlamaForCausalLM make_checked_model(const LlamaConfig& cfg, const at::TensorOptions& options, const WeightReader* weights,
+                                    const LoadOptions& opts, const std::string& source) {
+  if (weights != nullptr) {
+    LlamaForCausalLM shapes(cfg, at::TensorOptions(options).device(at::kMeta));
+    check_weights(shapes, *weights, opts);
+  }
+  require_memory_for_parameters(cfg, options, source);
+  return LlamaForCausalLM(cfg, options);
+}
+
 LlamaForCausalLM load_pretrained(const std::string& dir, const LoadOptions& opts) {
   if (!fs::is_directory(dir)) throw std::runtime_error(dir + ": not a directory (expected a Hugging Face model directory)");
   LlamaConfig cfg = load_config((fs::path(dir) / "config.json").string());
-  LlamaForCausalLM model(cfg, at::TensorOptions().device(opts.device).dtype(opts.dtype));
-  load_weights(model, dir, opts);
+  const WeightReader weights(dir);
+  LlamaForCausalLM model = make_checked_model(cfg, at::TensorOptions().device(opts.device).dtype(opts.dtype), &weights, opts,
+                                              (fs::path(dir) / "config.json").string());
+  load_weights(model, weights, opts);
   model->eval();
   return model;
 }

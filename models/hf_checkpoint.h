@@ -35,6 +35,11 @@ class WeightReader {
   st::CheckpointReader files_;
 };
 
+// A model for `cfg` with `options`, made only after its shapes were checked against `weights` (when
+// given; on the meta device, so nothing is allocated) and its parameters were found to fit in the
+// host's available memory (models/model_memory.h). `source` names the config in errors.
+LlamaForCausalLM make_checked_model(const LlamaConfig& cfg, const at::TensorOptions& options, const WeightReader* weights,
+                                    const LoadOptions& opts, const std::string& source);
 // Loads DIR/config.json and DIR's weights, tensor by tensor, straight into parameters made on
 // opts.device in opts.dtype: host memory holds no copy of the model. Errors name the directory,
 // file and tensor.

@@ -1,6 +1,8 @@
 // config.json <-> LlamaConfig. See llama_config.h.
 #include "models/llama_config.h"
 
+#include "data/input/json.h"
+
 #include <cmath>
 #include <fstream>
 #include <filesystem>
@@ -27,22 +29,22 @@ int64_t as_int(const json& v, const std::string& source, const std::string& key)
     double d = v.get<double>();
     if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9e15) return static_cast<int64_t>(d);
   }
-  fail(source, key, "expected an integer, got " + type_name(v) + " " + v.dump());
+  fail(source, key, "expected an integer, got " + type_name(v) + " " + input::json_excerpt(v));
 }
 
 double as_double(const json& v, const std::string& source, const std::string& key) {
   if (v.is_number()) return v.get<double>();
-  fail(source, key, "expected a number, got " + type_name(v) + " " + v.dump());
+  fail(source, key, "expected a number, got " + type_name(v) + " " + input::json_excerpt(v));
 }
 
 bool as_bool(const json& v, const std::string& source, const std::string& key) {
   if (v.is_boolean()) return v.get<bool>();
-  fail(source, key, "expected true or false, got " + type_name(v) + " " + v.dump());
+  fail(source, key, "expected true or false, got " + type_name(v) + " " + input::json_excerpt(v));
 }
 
 std::string as_string(const json& v, const std::string& source, const std::string& key) {
   if (v.is_string()) return v.get<std::string>();
-  fail(source, key, "expected a string, got " + type_name(v) + " " + v.dump());
+  fail(source, key, "expected a string, got " + type_name(v) + " " + input::json_excerpt(v));
 }
 
 // A token id may be an integer, a list (Llama-3 eos), or null.
@@ -118,6 +120,20 @@ void validate_rope_scaling(const RopeScaling& r, const std::string& source) {
   }
   if (r.beta_fast && r.beta_slow && *r.beta_fast < *r.beta_slow)
     fail(source, "beta_fast", "must be >= beta_slow");
+  // Every optional parameter enters a logarithm, a ratio or a power of the frequencies: a zero,
+  // negative or non-finite one gives NaN or infinite frequencies, so it is refused here.
+  for (const auto& k : kOptionalRopeKeys) {
+    if (!(r.*k.field)) continue;
+    const double v = *(r.*k.field);
+    const bool may_be_zero = std::string(k.key) == "mscale" || std::string(k.key) == "mscale_all_dim";
+    if (!std::isfinite(v) || v < 0 || (v == 0 && !may_be_zero))
+      fail(source, k.key, std::string("must be a finite number ") + (may_be_zero ? ">= 0" : "> 0") + ", got " + json(v).dump());
+  }
+  if (r.factor > kMaxRopeFactor)
+    fail(source, "factor", "must be <= " + std::to_string(int(kMaxRopeFactor)) + ", got " + json(r.factor).dump());
+  if (r.original_max_position_embeddings > kMaxPositions)
+    fail(source, "original_max_position_embeddings",
+         "must be <= " + std::to_string(kMaxPositions) + ", got " + std::to_string(r.original_max_position_embeddings));
 }
 
 RopeScaling rope_scaling_from_json(const json& d, const std::string& source, int64_t max_pos) {
@@ -167,25 +183,68 @@ json rope_scaling_to_json(const RopeScaling& r, bool legacy_linear) {
 }
 
 void LlamaConfig::validate(const std::string& source) const {
-  auto positive = [&](const char* key, int64_t v) { if (v <= 0) fail(source, key, "must be a positive integer, got " + std::to_string(v)); };
-  positive("vocab_size", vocab_size);
-  positive("hidden_size", hidden_size);
-  positive("intermediate_size", intermediate_size);
-  positive("num_hidden_layers", num_hidden_layers);
-  positive("num_attention_heads", num_attention_heads);
-  positive("num_key_value_heads", num_key_value_heads);
-  positive("max_position_embeddings", max_position_embeddings);
+  // Each size must be positive and within a bound far above any published model (the largest have
+  // vocabularies of ~262k, hidden sizes of 16k-25k, MLPs of ~53k-100k, 126 layers, 128 heads,
+  // head_dim 256, 10M positions), so that no product of them overflows int64 and a typo such as
+  // 2^40 is refused here, naming the key, rather than by the allocator.
+  auto sized = [&](const char* key, int64_t v, int64_t max) {
+    if (v <= 0) fail(source, key, "must be a positive integer, got " + std::to_string(v));
+    if (v > max) fail(source, key, "must be <= " + std::to_string(max) + " (far above any published model), got " + std::to_string(v));
+  };
+  sized("vocab_size", vocab_size, int64_t{1} << 24);
+  sized("hidden_size", hidden_size, int64_t{1} << 17);
+  sized("intermediate_size", intermediate_size, int64_t{1} << 20);
+  sized("num_hidden_layers", num_hidden_layers, int64_t{1} << 12);
+  sized("num_attention_heads", num_attention_heads, int64_t{1} << 12);
+  sized("num_key_value_heads", num_key_value_heads, int64_t{1} << 12);
+  sized("max_position_embeddings", max_position_embeddings, kMaxPositions);
+  if (head_dim_explicit) sized("head_dim", head_dim, int64_t{1} << 12);
   if (num_attention_heads % num_key_value_heads != 0)
     fail(source, "num_key_value_heads", "must divide num_attention_heads (" + std::to_string(num_attention_heads) +
          "), got " + std::to_string(num_key_value_heads));
   if (!head_dim_explicit && hidden_size % num_attention_heads != 0)
     fail(source, "hidden_size", "must be a multiple of num_attention_heads unless head_dim is given");
   if (resolved_head_dim() % 2 != 0) fail(source, "head_dim", "must be even for rotary embeddings");
-  if (!(rms_norm_eps > 0)) fail(source, "rms_norm_eps", "must be > 0");
-  if (!(rope_theta > 1)) fail(source, "rope_theta", "must be > 1, got " + std::to_string(rope_theta));
+  if (!(rms_norm_eps > 0) || !std::isfinite(rms_norm_eps)) fail(source, "rms_norm_eps", "must be a finite number > 0");
+  if (!(rope_theta > 1) || !std::isfinite(rope_theta))
+    fail(source, "rope_theta", "must be a finite number > 1, got " + json(rope_theta).dump());
+  if (!std::isfinite(initializer_range) || initializer_range < 0)
+    fail(source, "initializer_range", "must be a finite number >= 0, got " + json(initializer_range).dump());
+  // Sizes of the largest matrices, each checked again by parameter_count's checked arithmetic.
+  if (resolved_head_dim() * num_attention_heads > (int64_t{1} << 20))
+    fail(source, "head_dim", "head_dim x num_attention_heads must be <= 2^20, got " +
+                                 std::to_string(resolved_head_dim()) + " x " + std::to_string(num_attention_heads));
+  for (const auto& [key, id] : {std::pair{"bos_token_id", bos_token_id}, {"eos_token_id", eos_token_id}, {"pad_token_id", pad_token_id}})
+    if (id && (*id < 0 || *id >= vocab_size))
+      fail(source, key, "must be a token id in [0, vocab_size=" + std::to_string(vocab_size) + "), got " + std::to_string(*id));
+  parameter_count(*this);  // throws if the count overflows
   if (hidden_act != "silu" && hidden_act != "swish")
     fail(source, "hidden_act", "ropex's Llama supports 'silu' only, got '" + hidden_act + "'");
   validate_rope_scaling(rope, source);
+}
+
+int64_t parameter_count(const LlamaConfig& c) {
+  // Checked: the bounds in validate() keep this far from overflow, but the function is also called
+  // on configs built in code.
+  const auto mul = [](int64_t a, int64_t b) {
+    int64_t r = 0;
+    if (__builtin_mul_overflow(a, b, &r)) throw std::invalid_argument("parameter count overflows 64 bits");
+    return r;
+  };
+  const auto add = [](int64_t a, int64_t b) {
+    int64_t r = 0;
+    if (__builtin_add_overflow(a, b, &r)) throw std::invalid_argument("parameter count overflows 64 bits");
+    return r;
+  };
+  const int64_t hd = c.resolved_head_dim();
+  const int64_t q = mul(c.num_attention_heads, hd), kv = mul(c.num_key_value_heads, hd);
+  int64_t attn = add(add(mul(c.hidden_size, q), mul(mul(c.hidden_size, kv), 2)), mul(q, c.hidden_size));
+  if (c.attention_bias) attn = add(attn, add(add(q, mul(kv, 2)), c.hidden_size));
+  int64_t mlp = mul(mul(c.hidden_size, c.intermediate_size), 3);
+  if (c.mlp_bias) mlp = add(mlp, add(mul(c.intermediate_size, 2), c.hidden_size));
+  const int64_t layer = add(add(attn, mlp), mul(c.hidden_size, 2));  // + two RMSNorm weights
+  const int64_t embed = mul(c.vocab_size, c.hidden_size);
+  return add(add(add(mul(layer, c.num_hidden_layers), embed), c.tie_word_embeddings ? 0 : embed), c.hidden_size);
 }
 
 LlamaConfig config_from_json(const json& j, const std::string& source) {
@@ -246,13 +305,12 @@ LlamaConfig load_config(const std::string& path_in) {
   namespace fs = std::filesystem;
   fs::path path = path_in;
   if (fs::is_directory(path)) path /= "config.json";
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error(path.string() + ": cannot open (expected a Hugging Face config.json)");
   json j;
   try {
-    j = json::parse(in);
-  } catch (const json::parse_error& e) {
-    throw std::runtime_error(path.string() + ": not valid JSON: " + e.what());
+    // config.json is a few KB; 16 MiB keeps a wrong path (a weights file) from being read whole.
+    j = input::read_json_file(path, "a Hugging Face config.json", size_t{16} << 20);
+  } catch (const input::JsonInputError& e) {
+    throw std::runtime_error(std::string(e.what()) + " (not valid JSON)");
   }
   return config_from_json(j, path.string());
 }

@@ -30,6 +30,11 @@ struct RopeScaling {
   bool is_default() const { return type == "default"; }
 };
 
+// Bounds checked by validate(): positions (max_position_embeddings, original_max_position_embeddings,
+// 2^30, a hundred times the longest published window) and the rope scaling factor.
+constexpr int64_t kMaxPositions = int64_t{1} << 30;
+constexpr double kMaxRopeFactor = 4096;
+
 // The rope types ropex implements, and the ones transformers also has.
 const std::vector<std::string>& rope_types();
 bool transformers_has_rope_type(const std::string& type);
@@ -73,6 +78,10 @@ RopeScaling rope_scaling_from_json(const nlohmann::json& dict, const std::string
 nlohmann::json rope_scaling_to_json(const RopeScaling& rope, bool legacy_linear = false);
 // Checks a rope config: known type, factor > 1 where it scales, original length where needed.
 void validate_rope_scaling(const RopeScaling& rope, const std::string& source);
+
+// Parameters of the model `c` describes (embeddings, layers, final norm, head unless tied), in
+// checked arithmetic: throws std::invalid_argument if the count overflows int64.
+int64_t parameter_count(const LlamaConfig& c);
 
 LlamaConfig config_from_json(const nlohmann::json& j, const std::string& source);
 LlamaConfig load_config(const std::string& path);  // path to config.json (or its directory)

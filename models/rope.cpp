@@ -71,7 +71,8 @@ at::Tensor llama3_inv_freq(const RopeScaling& r, double base, int64_t dim) {
 }
 }  // namespace
 
-RopeParams compute_rope_params(const LlamaConfig& cfg, int64_t seq_len) {
+namespace {
+RopeParams compute_unchecked(const LlamaConfig& cfg, int64_t seq_len) {
   const RopeScaling& r = cfg.rope;
   const int64_t dim = cfg.resolved_head_dim();
   const double base = cfg.rope_theta;
@@ -101,6 +102,19 @@ RopeParams compute_rope_params(const LlamaConfig& cfg, int64_t seq_len) {
   }
   if (r.type == "llama3") return {llama3_inv_freq(r, base, dim), 1.0};
   throw std::invalid_argument("unknown rope type '" + r.type + "'");
+}
+}  // namespace
+
+RopeParams compute_rope_params(const LlamaConfig& cfg, int64_t seq_len) {
+  RopeParams p = compute_unchecked(cfg, seq_len);
+  // The config checks keep each parameter in range, but their combination (a tiny head_dim with
+  // ntk's dim / (dim - 2), a base beyond float range) can still give frequencies no model can use.
+  const bool finite_freqs = at::isfinite(p.inv_freq).all().item<bool>() && (p.inv_freq > 0).all().item<bool>();
+  if (!finite_freqs || !std::isfinite(p.attention_factor) || !(p.attention_factor > 0))
+    throw std::invalid_argument("rope " + describe_rope(cfg.rope, cfg.rope_theta) + " with head_dim " + std::to_string(cfg.resolved_head_dim()) +
+                                " gives " + (finite_freqs ? "a non-finite attention factor" : "non-finite or zero frequencies") +
+                                "; check rope_theta and the rope_scaling parameters");
+  return p;
 }
 
 std::pair<at::Tensor, at::Tensor> rope_cos_sin(const RopeParams& params, const at::Tensor& position_ids,

@@ -2,6 +2,9 @@
 // checkpoints. See safetensors.h for the rules this enforces and what it leaves out.
 #include "models/safetensors.h"
 
+#include "data/input/files.h"
+#include "data/input/json.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -87,41 +90,15 @@ bool checked_nbytes(DType dtype, const std::vector<int64_t>& shape, uint64_t* ou
 }
 
 // ---------------------------------------------------------------------------------------------
-// JSON with duplicate-key detection (nlohmann keeps the last of duplicate keys silently)
+// JSON
 
-std::string join_keys(const std::vector<std::string>& keys, size_t count) {
-  std::string out;
-  for (size_t i = 0; i < count; ++i) out += (i ? "." : "") + keys[i];
-  return out;
-}
-
-// Parses [p, p+n) as JSON; `ctx` prefixes every error. Rejects duplicate keys at any depth.
+// Parses [p, p+n) as JSON (depth-bounded, duplicate keys refused at any depth: input/json.h);
+// `ctx` prefixes every error.
 json parse_json_strict(const char* p, size_t n, const std::string& ctx) {
-  std::vector<std::set<std::string>> seen;  // keys seen in each open object
-  std::vector<std::string> keys;            // current key in each open object
-  json::parser_callback_t cb = [&](int, json::parse_event_t ev, json& parsed) {
-    if (ev == json::parse_event_t::object_start) {
-      seen.emplace_back();
-      keys.emplace_back();
-    } else if (ev == json::parse_event_t::object_end) {
-      seen.pop_back();
-      keys.pop_back();
-    } else if (ev == json::parse_event_t::key) {
-      const auto& k = parsed.get_ref<const std::string&>();
-      if (!seen.back().insert(k).second) {
-        const size_t outer = keys.size() - 1;
-        fail(ctx + ": duplicate key '" + k + "'" +
-             (outer ? " inside '" + join_keys(keys, outer) + "'" : " at the top level of the header") +
-             " (JSON keys must be unique)");
-      }
-      keys.back() = k;
-    }
-    return true;
-  };
   try {
-    return json::parse(p, p + n, cb);
-  } catch (const json::exception& e) {
-    fail(ctx + ": not valid UTF-8 JSON (" + e.what() + ")");
+    return input::parse_json(std::string_view(p, n), ctx);
+  } catch (const input::JsonInputError& e) {
+    fail(e.what());
   }
 }
 
@@ -135,11 +112,11 @@ const json& required_field(const json& entry, const char* key, const std::string
 }
 
 std::vector<int64_t> parse_shape(const json& j, const std::string& ctx) {
-  if (!j.is_array()) fail(ctx + ": \"shape\" must be an array of non-negative integers, got " + j.dump());
+  if (!j.is_array()) fail(ctx + ": \"shape\" must be an array of non-negative integers, got " + input::json_excerpt(j));
   std::vector<int64_t> shape;
   for (const auto& d : j) {
     if (!d.is_number_unsigned() || d.get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max()))
-      fail(ctx + ": \"shape\" must be an array of non-negative integers, got " + j.dump());
+      fail(ctx + ": \"shape\" must be an array of non-negative integers, got " + input::json_excerpt(j));
     shape.push_back(static_cast<int64_t>(d.get<uint64_t>()));
   }
   return shape;
@@ -147,7 +124,7 @@ std::vector<int64_t> parse_shape(const json& j, const std::string& ctx) {
 
 std::pair<uint64_t, uint64_t> parse_offsets(const json& j, const std::string& ctx) {
   if (!j.is_array() || j.size() != 2 || !j[0].is_number_unsigned() || !j[1].is_number_unsigned())
-    fail(ctx + ": \"data_offsets\" must be [begin, end] with two unsigned integers, got " + j.dump());
+    fail(ctx + ": \"data_offsets\" must be [begin, end] with two unsigned integers, got " + input::json_excerpt(j));
   const uint64_t begin = j[0].get<uint64_t>(), end = j[1].get<uint64_t>();
   if (begin > end) fail(ctx + ": \"data_offsets\" " + range_text(begin, end) + " has begin > end");
   return {begin, end};
@@ -156,9 +133,9 @@ std::pair<uint64_t, uint64_t> parse_offsets(const json& j, const std::string& ct
 TensorInfo parse_entry(const std::string& path, const std::string& name, const json& entry,
                        uint64_t data_size) {
   const std::string ctx = tensor_ctx(path, name);
-  if (!entry.is_object()) fail(ctx + ": entry must be a JSON object, got " + entry.dump());
+  if (!entry.is_object()) fail(ctx + ": entry must be a JSON object, got " + input::json_excerpt(entry));
   const json& dtype = required_field(entry, "dtype", ctx);
-  if (!dtype.is_string()) fail(ctx + ": \"dtype\" must be a string, got " + dtype.dump());
+  if (!dtype.is_string()) fail(ctx + ": \"dtype\" must be a string, got " + input::json_excerpt(dtype));
 
   TensorInfo t;
   t.name = name;
@@ -168,10 +145,10 @@ TensorInfo parse_entry(const std::string& path, const std::string& name, const j
 
   uint64_t bytes = 0;
   if (!checked_nbytes(t.dtype, t.shape, &bytes))
-    fail(ctx + ": shape " + entry.at("shape").dump() + " x " + dtype_name(t.dtype) +
+    fail(ctx + ": shape " + input::json_excerpt(entry.at("shape")) + " x " + dtype_name(t.dtype) +
          " overflows 64 bits");
   if (bytes != t.end - t.begin)
-    fail(ctx + ": shape " + entry.at("shape").dump() + " x " + dtype_name(t.dtype) + " needs " +
+    fail(ctx + ": shape " + input::json_excerpt(entry.at("shape")) + " x " + dtype_name(t.dtype) + " needs " +
          std::to_string(bytes) + " bytes but data_offsets " + range_text(t.begin, t.end) + " span " +
          std::to_string(t.end - t.begin));
   if (t.end > data_size)
@@ -182,10 +159,10 @@ TensorInfo parse_entry(const std::string& path, const std::string& name, const j
 
 std::map<std::string, std::string> parse_metadata(const std::string& path, const json& j) {
   const std::string ctx = file_ctx(path) + ", \"__metadata__\"";
-  if (!j.is_object()) fail(ctx + ": must be an object of strings, got " + j.dump());
+  if (!j.is_object()) fail(ctx + ": must be an object of strings, got " + input::json_excerpt(j));
   std::map<std::string, std::string> out;
   for (const auto& [k, v] : j.items()) {
-    if (!v.is_string()) fail(ctx + ": value of '" + k + "' must be a string, got " + v.dump());
+    if (!v.is_string()) fail(ctx + ": value of '" + k + "' must be a string, got " + input::json_excerpt(v));
     out[k] = v.get<std::string>();
   }
   return out;
@@ -298,17 +275,9 @@ class AtomicFile {
   bool committed_ = false;
 };
 
-// Reads a small text file (an index), refusing anything absurdly large.
+// Reads a small text file (an index), refusing anything absurdly large or not a regular file.
 std::string read_text_file(const std::string& path) {
-  std::error_code ec;
-  const auto size = fs::file_size(path, ec);
-  if (ec) fail("reading '" + path + "': " + ec.message());
-  if (size > kMaxHeaderSize) fail("'" + path + "' is " + std::to_string(size) + " bytes, too large for an index");
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (!in) fail("reading '" + path + "' failed");
-  return ss.str();
+  return input::read_regular_file(path, "a safetensors index (JSON)", kMaxHeaderSize);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -455,8 +424,7 @@ uint64_t nbytes(DType dtype, const std::vector<int64_t>& shape) {
 
 SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
   if (path.empty()) fail("safetensors file: empty path");
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) fail(file_ctx(path) + ": cannot open: " + errno_text());
+  Fd fd(input::open_regular_file(path, "a .safetensors file"));  // a FIFO is refused, not waited on
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) fail(file_ctx(path) + ": cannot stat: " + errno_text());
   if (!S_ISREG(st.st_mode)) fail(file_ctx(path) + ": not a regular file");
@@ -681,7 +649,7 @@ void CheckpointReader::open_sharded(const std::string& index_path) {
   const json index = parse_json_strict(text.data(), text.size(), ctx);
   if (!index.is_object()) fail(ctx + ": must be a JSON object, got " + index.type_name());
   if (index.contains("metadata") && !index["metadata"].is_object())
-    fail(ctx + ": \"metadata\" must be an object, got " + index["metadata"].dump());
+    fail(ctx + ": \"metadata\" must be an object, got " + input::json_excerpt(index["metadata"]));
   if (!index.contains("weight_map") || !index["weight_map"].is_object())
     fail(ctx + ": \"weight_map\" must be an object of tensor name -> shard file name");
 
@@ -690,7 +658,7 @@ void CheckpointReader::open_sharded(const std::string& index_path) {
   std::map<std::string, std::string> weight_map;
   for (const auto& [name, file] : index["weight_map"].items()) {
     const std::string tctx = ctx + ", tensor '" + name + "'";
-    if (!file.is_string()) fail(tctx + ": shard must be a file name string, got " + file.dump());
+    if (!file.is_string()) fail(tctx + ": shard must be a file name string, got " + input::json_excerpt(file));
     const std::string f = file.get<std::string>();
     if (!is_plain_file_name(f)) fail(tctx + ": shard '" + f + "' is not a plain file name (no '/', no '..')");
     weight_map[name] = f;
@@ -756,14 +724,28 @@ const std::string& CheckpointReader::file_of(const std::string& name) const {
 
 uint64_t parse_size(const std::string& s) {
   const std::string ctx = "size '" + s + "'";
+  const std::string expected =
+      "expected a non-negative number with an optional unit (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB), e.g. 5GB, 0.5GB or 500MB";
+  // Digits, then an optional fraction: value = whole + fraction / 10^fraction_digits.
   size_t i = 0;
-  uint64_t value = 0;
+  uint64_t whole = 0, fraction = 0, scale = 1;
   while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) {
-    if (mul_overflows(value, 10, &value) || __builtin_add_overflow(value, uint64_t(s[i] - '0'), &value))
-      fail(ctx + ": too large");
+    if (mul_overflows(whole, 10, &whole) || __builtin_add_overflow(whole, uint64_t(s[i] - '0'), &whole)) fail(ctx + ": too large");
     ++i;
   }
-  if (i == 0) fail(ctx + ": expected a non-negative integer with an optional unit (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)");
+  const size_t whole_digits = i;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    const size_t first = i;
+    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) {
+      if (i - first >= 12) fail(ctx + ": more than 12 decimals");
+      fraction = fraction * 10 + uint64_t(s[i] - '0');
+      scale *= 10;
+      ++i;
+    }
+    if (i == first && whole_digits == 0) fail(ctx + ": " + expected);
+  }
+  if (i == 0) fail(ctx + ": " + expected);
   while (i < s.size() && s[i] == ' ') ++i;
   std::string unit;
   for (; i < s.size(); ++i) unit += static_cast<char>(std::toupper(static_cast<unsigned char>(s[i])));
@@ -773,10 +755,14 @@ uint64_t parse_size(const std::string& s) {
       {"TB", 1000'000'000'000}, {"KIB", 1ull << 10}, {"MIB", 1ull << 20}, {"GIB", 1ull << 30}, {"TIB", 1ull << 40},
   };
   auto it = kUnits.find(unit);
-  if (it == kUnits.end())
-    fail(ctx + ": unknown unit (expected B, KB, MB, GB, TB, KiB, MiB, GiB or TiB)");
-  uint64_t bytes = 0;
-  if (mul_overflows(value, it->second, &bytes)) fail(ctx + ": too large");
+  if (it == kUnits.end()) fail(ctx + ": unknown unit '" + unit + "' (" + expected + ")");
+  uint64_t bytes = 0, part = 0;
+  if (mul_overflows(whole, it->second, &bytes)) fail(ctx + ": too large");
+  // fraction x unit < 10^12 x 2^40 could overflow: split the unit to stay exact.
+  const unsigned __int128 frac_bytes = static_cast<unsigned __int128>(fraction) * it->second;
+  if (frac_bytes % scale != 0) fail(ctx + ": not a whole number of bytes");
+  part = static_cast<uint64_t>(frac_bytes / scale);
+  if (__builtin_add_overflow(bytes, part, &bytes)) fail(ctx + ": too large");
   return bytes;
 }
 

@@ -181,8 +181,9 @@ class CheckpointReader {
 };
 
 // Parses a human size: "5GB" (10^9), "500MB", "2GiB" (2^30), "64KiB", "100B", "1048576" -> bytes.
-// Units are case-insensitive, a space may separate number and unit; the number is a non-negative
-// integer. Throws on junk or overflow, naming the value.
+// Units are case-insensitive, a space may separate number and unit; the number is non-negative and
+// may have decimals ("0.5GB") when the result is a whole number of bytes. Throws on junk or overflow,
+// naming the value.
 uint64_t parse_size(const std::string& s);
 
 }  // namespace ropex::st

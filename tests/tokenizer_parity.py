@@ -46,6 +46,11 @@ CASES = [
 ]
 
 
+# Long texts, which ropex encodes a piece at a time (cut at spaces, data/tokenizer.h): every case
+# above joined, about 330 KB and 900 KB, so that cuts fall next to each kind of text.
+LONG_CASES = [" ".join(CASES) * 220, "\n".join(CASES[1:]) * 600]
+
+
 def encode_case(sp, text):
     return {
         "text": text,
@@ -62,7 +67,7 @@ def main(argv):
     sp = spm.SentencePieceProcessor(model_file=argv[1])
     result = {
         "sentencepiece_version": spm.__version__,
-        "cases": [encode_case(sp, text) for text in CASES],
+        "cases": [encode_case(sp, text) for text in CASES + LONG_CASES],
     }
     with open(argv[2], "w", encoding="utf-8") as out:
         json.dump(result, out, ensure_ascii=False, indent=1)

@@ -3,6 +3,7 @@
 
 #include "models/hf_checkpoint.h"
 #include "trainer/log.h"
+#include "data/input/json.h"
 
 #include <torch/cuda.h>
 
@@ -49,16 +50,6 @@ bool structurally_sound(const fs::path& dir) {
   } catch (const std::exception&) {
     return false;
   }
-}
-
-int64_t state_int(const nlohmann::json& ts, const char* key, const std::string& path, int64_t fallback = -1) {
-  if (!ts.contains(key)) {
-    if (fallback >= 0) return fallback;
-    throw std::runtime_error(path + ": lacks '" + key + "'");
-  }
-  if (!ts[key].is_number_integer() || ts[key].get<int64_t>() < 0)
-    throw std::runtime_error(path + ": '" + key + "' must be a non-negative integer, got " + ts[key].dump());
-  return ts[key].get<int64_t>();
 }
 
 // ROPEX_FAULT_INJECT=slow-writer:MS (tests: a save visibly in flight while training goes on).
@@ -138,16 +129,7 @@ void CheckpointWriter::save(const DataParallelOptimizer& opt, const Loader& load
   f->pieces = opt.owned_state();
   for (const auto& p : f->pieces) f->shapes[p.key] = p.shape;
   f->rank_state = loader.state().dump(2) + "\n";
-  f->trainer_state = nlohmann::json{{"format", "ropex-checkpoint"},
-                                    {"version", 2},
-                                    {"step", state.step},
-                                    {"optimizer_steps", state.optimizer_steps},
-                                    {"tokens_seen", state.tokens_seen},
-                                    {"world_size", state.world},
-                                    {"seed", state.seed},
-                                    {"skipped_steps", state.skipped_steps},
-                                    {"consecutive_skips", state.consecutive_skips}}
-                         .dump(2) + "\n";
+  f->trainer_state = trainer_state_to_json(state).dump(2) + "\n";
 
   // 1. Sizes and free space, agreed; rank 0 prepares the folder meanwhile.
   uint64_t mine = shard_file_bytes(f->pieces) + f->rank_state.size() + 4096;
@@ -348,8 +330,14 @@ std::vector<std::pair<int64_t, std::string>> complete_checkpoints(const std::str
   for (const auto& e : fs::directory_iterator(root)) {
     std::smatch m;
     const std::string name = e.path().filename().string();
-    if (e.is_directory() && std::regex_match(name, m, pattern) && is_complete_checkpoint(e.path().string()))
-      out.emplace_back(std::stoll(m[1].str()), e.path().string());
+    if (!e.is_directory() || !std::regex_match(name, m, pattern)) continue;
+    const std::optional<int64_t> step = step_of_checkpoint_name(name);
+    if (!step) {
+      log::warn(e.path().string() + ": ignored: its step number is beyond " + std::to_string(kMaxCheckpointStep) +
+                " (not a checkpoint ropex wrote)");
+      continue;
+    }
+    if (is_complete_checkpoint(e.path().string())) out.emplace_back(*step, e.path().string());
   }
   std::sort(out.begin(), out.end());
   return out;
@@ -462,27 +450,20 @@ TrainerState load_checkpoint(const std::string& dir, Distributed& dist, LlamaFor
                              Loader& loader, int64_t global_batch) {
   const CheckpointFiles files(dir);
   const std::string ts_path = (fs::path(dir) / "trainer_state.json").string();
-  const nlohmann::json& ts = files.trainer_state();
-  if (!ts.is_object()) throw std::runtime_error(ts_path + ": must be a JSON object");
-  TrainerState state;
-  state.step = state_int(ts, "step", ts_path);
-  state.optimizer_steps = state_int(ts, "optimizer_steps", ts_path, state.step);  // format 1: no skips
-  state.tokens_seen = state_int(ts, "tokens_seen", ts_path);
-  state.world = static_cast<int>(state_int(ts, "world_size", ts_path));
-  state.seed = static_cast<uint64_t>(state_int(ts, "seed", ts_path));
-  state.skipped_steps = state_int(ts, "skipped_steps", ts_path, 0);
-  state.consecutive_skips = state_int(ts, "consecutive_skips", ts_path, 0);
-  if (state.world < 1 || state.optimizer_steps > state.step)
-    throw std::runtime_error(ts_path + ": world_size must be >= 1 and optimizer_steps <= step");
+  const TrainerState& state = files.state();
 
   const LlamaConfig saved = load_config((fs::path(dir) / "config.json").string());
   const nlohmann::json a = shape_of(saved), b = shape_of(model->config());
   for (const auto& [k, v] : b.items())
     if (a[k] != v)
-      throw std::runtime_error(dir + ": checkpoint has " + k + " = " + a[k].dump() + " but this run's model has " + v.dump() +
+      throw std::runtime_error(dir + ": checkpoint has " + k + " = " + input::json_excerpt(a[k]) + " but this run's model has " + input::json_excerpt(v) +
                                "; refusing to resume a different model");
   // The data order is a function of the step and the global batch (data/loader.h).
   const nlohmann::json rc = read_json_file(fs::path(dir) / "run_config.json");
+  if (const auto run = rc.find("run"); run != rc.end() && run->is_object() && run->contains("seed") &&
+                                        (*run)["seed"] != nlohmann::json(state.seed))
+    throw std::runtime_error(ts_path + ": key 'seed' is " + std::to_string(state.seed) + " but the checkpoint's run_config.json says run.seed = " +
+                             input::json_excerpt((*run)["seed"]) + "; the checkpoint is damaged or was edited");
   const nlohmann::json batch = rc.value("batch", nlohmann::json::object());
   const int64_t saved_batch = batch.value("micro_batch_size", int64_t{0}) * batch.value("grad_accum", int64_t{0}) * state.world;
   if (saved_batch != global_batch)

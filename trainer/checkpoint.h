@@ -25,6 +25,7 @@
 #include "models/hf_checkpoint.h"
 #include "models/llama.h"
 #include "trainer/checkpoint_format.h"
+#include "trainer/checkpoint_state.h"
 #include "trainer/distributed.h"
 #include "trainer/zero.h"
 
@@ -36,15 +37,7 @@
 
 namespace ropex {
 
-struct TrainerState {
-  int64_t step = 0;               // training steps completed (batches consumed, skipped ones included)
-  int64_t optimizer_steps = 0;    // updates applied (AdamW's t)
-  int64_t tokens_seen = 0;        // training tokens (all ranks)
-  int world = 1;
-  uint64_t seed = 0;
-  int64_t skipped_steps = 0;      // non-finite steps skipped, in all
-  int64_t consecutive_skips = 0;  // ... in a row up to `step`
-};
+// TrainerState: trainer/checkpoint_state.h
 
 std::string checkpoint_name(int64_t step);  // step_00000100
 

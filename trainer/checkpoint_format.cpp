@@ -1,6 +1,8 @@
 // Checkpoint format 2 (and format 1 for reading). See checkpoint_format.h.
 #include "trainer/checkpoint_format.h"
 
+#include "data/input/json.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -21,13 +23,9 @@ bool plain_file_name(const std::string& f) {
 }  // namespace
 
 nlohmann::json read_json_file(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error(path.string() + ": cannot open");
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw std::runtime_error(path.string() + ": not valid JSON: " + e.what());
-  }
+  // A manifest lists every piece of every rank's shard: a few MB for a 70B model on 1024 ranks;
+  // 256 MiB is far beyond that and refuses a wrong file before reading it whole.
+  return input::read_json_file(path, "a JSON file of a ropex checkpoint", size_t{256} << 20);
 }
 
 namespace {
@@ -161,12 +159,17 @@ CheckpointFiles::CheckpointFiles(const std::string& dir) : dir_(dir) {
 
 CheckpointFiles::~CheckpointFiles() = default;
 
+void CheckpointFiles::read_state() {
+  const fs::path path = fs::path(dir_) / "trainer_state.json";
+  trainer_state_ = read_json_file(path);
+  state_ = trainer_state_from_json(trainer_state_, path.string(), step_of_checkpoint_name(fs::path(dir_).filename().string()));
+}
+
 void CheckpointFiles::open_format2() {
   const fs::path mpath = fs::path(dir_) / kManifestFile;
   manifest_ = manifest_from_json(read_json_file(mpath), mpath.string());
-  trainer_state_ = read_json_file(fs::path(dir_) / "trainer_state.json");
-  if (!trainer_state_.is_object() || trainer_state_.value("step", int64_t{-1}) != manifest_.step ||
-      trainer_state_.value("world_size", -1) != manifest_.world)
+  read_state();
+  if (state_.step != manifest_.step || state_.world != manifest_.world)
     bad(dir_, "trainer_state.json's step and world_size differ from manifest.json's (" + std::to_string(manifest_.step) + ", " +
                   std::to_string(manifest_.world) + ")");
   for (const auto& f : manifest_.files)
@@ -176,9 +179,9 @@ void CheckpointFiles::open_format2() {
 
 void CheckpointFiles::open_format1() {
   format_ = 1;
-  trainer_state_ = read_json_file(fs::path(dir_) / "trainer_state.json");
-  manifest_.step = trainer_state_.value("step", int64_t{0});
-  manifest_.world = trainer_state_.value("world_size", 1);
+  read_state();
+  manifest_.step = state_.step;
+  manifest_.world = state_.world;
   index_file("model.safetensors", true);
   index_file("optimizer.safetensors", false);
 }

@@ -20,6 +20,7 @@
 #pragma once
 #include "models/safetensors.h"
 #include "trainer/checkpoint_io.h"
+#include "trainer/checkpoint_state.h"
 #include "trainer/optim.h"
 
 #include <ATen/ATen.h>
@@ -68,6 +69,9 @@ class CheckpointFiles {
   int format() const { return format_; }
   const Manifest& manifest() const { return manifest_; }
   const nlohmann::json& trainer_state() const { return trainer_state_; }
+  // trainer_state.json read and checked (trainer/checkpoint_state.h): the constructor throws,
+  // naming the file and field, for a damaged one.
+  const TrainerState& state() const { return state_; }
   // `count` elements of `key` from element `offset` of its flattened form, as a float32 CPU tensor
   // (a StateReader). Throws naming the checkpoint and key if the key, its shape or any element is
   // missing.
@@ -82,6 +86,7 @@ class CheckpointFiles {
     int64_t offset = 0, length = 0;
   };
   void open_format2();
+  void read_state();
   void open_format1();
   void index_file(const std::string& name, bool format1_weights);
 
@@ -89,6 +94,7 @@ class CheckpointFiles {
   int format_ = 2;
   Manifest manifest_;
   nlohmann::json trainer_state_;
+  TrainerState state_;
   std::vector<std::unique_ptr<st::SafetensorsFile>> files_;
   std::map<std::string, std::vector<Piece>> pieces_;  // by key, sorted by offset
 };

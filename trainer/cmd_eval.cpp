@@ -10,6 +10,7 @@
 #include "trainer/eval.h"
 #include "trainer/log.h"
 
+#include <tuple>
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
@@ -94,6 +95,14 @@ int cmd_eval(const Args& argv) {
   o.stride = args.get_int("stride");
   if (o.depths < 1 || o.samples < 1 || o.docs < 1 || o.stride < 0)
     throw UsageError("eval: --depths, --samples and --docs must be >= 1 and --stride >= 0");
+  // Upper bounds far beyond any evaluation (a cell of 100000 prompts has a 0.3% standard error) that
+  // keep the grid's bookkeeping small; an absurd count is refused here, not by the allocator.
+  for (const auto& [flag, value, max] : {std::tuple{"depths", o.depths, int64_t{1000}}, {"samples", o.samples, int64_t{100000}},
+                                         {"docs", o.docs, int64_t{1000000}}})
+    if (value > max) throw UsageError(std::string("eval: --") + flag + " must be <= " + std::to_string(max) + ", got " + std::to_string(value));
+  for (const int64_t L : o.lengths)
+    if (L < 2) throw UsageError("eval: --lengths: " + std::to_string(L) + " is too short: a length needs 2 tokens or more "
+                                "(one to predict from, one predicted)");
   if (args.has("data")) o.data = args.get("data");
   o.protocols = split_list(args.get("protocols"), "eval: --protocols");
   for (const auto& p : o.protocols) {

@@ -1,5 +1,6 @@
 // ropex inspect model | rope | positions: what a model is, what its rope scaling computes, and what a
 // position sampler emits. Reads config.json only (no weights) for model and rope.
+#include "data/input/json.h"
 #include "models/llama_config.h"
 #include "models/rope.h"
 #include "trainer/cli.h"
@@ -13,22 +14,14 @@ namespace ropex {
 int cmd_inspect_positions(const Args& argv);  // trainer/cmd_inspect_positions.cpp
 
 namespace {
-int64_t parameter_count(const LlamaConfig& c) {
-  const int64_t H = c.hidden_size, D = c.resolved_head_dim(), I = c.intermediate_size;
-  const int64_t attn = H * c.num_attention_heads * D * 2 + H * c.num_key_value_heads * D * 2 +
-                       (c.attention_bias ? c.num_attention_heads * D + 2 * c.num_key_value_heads * D + H : 0);
-  const int64_t mlp = 3 * H * I + (c.mlp_bias ? 2 * I + H : 0);
-  const int64_t layer = attn + mlp + 2 * H;
-  return c.vocab_size * H * (c.tie_word_embeddings ? 1 : 2) + c.num_hidden_layers * layer + H;
-}
-
 int inspect_model(const Args& argv) {
   ArgParser args("inspect model", "Shape summary, parameter count and rope configuration of a Hugging Face Llama directory.");
   args.option("model", "DIR", "Hugging Face Llama directory (config.json is read)").flag("json", "print one JSON object");
   args.parse(argv);
   LlamaConfig c = load_config(args.get("model"));
   const int64_t params = parameter_count(c);
-  nlohmann::json j = config_to_json(c);
+  // ropex's own rope types (ntk, dynamic-yarn) are shown as they are: nothing is exported here.
+  nlohmann::json j = config_to_json(c, {.allow_ropex_types = true});
   j["parameters"] = params;
   j["head_dim"] = c.resolved_head_dim();
   j["rope"] = describe_rope(c.rope, c.rope_theta);
@@ -65,11 +58,15 @@ int inspect_rope(const Args& argv) {
   if (args.has("rope-scaling")) {
     nlohmann::json j;
     try {
-      j = nlohmann::json::parse(args.get("rope-scaling"));
-    } catch (const nlohmann::json::parse_error& e) {
-      throw UsageError("inspect rope: --rope-scaling is not valid JSON: " + std::string(e.what()));
+      j = input::parse_json(args.get("rope-scaling"), "inspect rope: --rope-scaling");
+    } catch (const input::JsonInputError& e) {
+      throw UsageError(e.what());
     }
-    if (j.is_object() && j.contains("rope_theta")) c.rope_theta = j["rope_theta"].get<double>();
+    if (j.is_object() && j.contains("rope_theta")) {
+      if (!j["rope_theta"].is_number())
+        throw UsageError("inspect rope: --rope-scaling: key 'rope_theta' expects a number, got " + input::json_excerpt(j["rope_theta"]));
+      c.rope_theta = j["rope_theta"].get<double>();
+    }
     // original_max_position_embeddings defaults to the config's max_position_embeddings, as
     // transformers fills it in.
     c.rope = j.is_null() ? RopeScaling{} : rope_scaling_from_json(j, "--rope-scaling", c.max_position_embeddings);

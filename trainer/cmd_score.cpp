@@ -1,5 +1,6 @@
 // ropex score: mean next-token NLL and perplexity of a text's first N tokens under a model, in one
 // window with BOS prepended (no striding: see `ropex eval` for sliding-window perplexity).
+#include "data/input/files.h"
 #include "data/tokenizer.h"
 #include "models/hf_checkpoint.h"
 #include "models/lm_loss.h"
@@ -9,6 +10,7 @@
 #include "trainer/device.h"
 #include "trainer/log.h"
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -17,12 +19,8 @@
 namespace ropex {
 namespace {
 std::string read_text(const std::string& path) {
-  if (!std::filesystem::is_regular_file(path)) throw std::runtime_error(path + ": text file not found");
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream os;
-  os << in.rdbuf();
-  if (!in && !in.eof()) throw std::runtime_error(path + ": cannot read");
-  return os.str();
+  // One window of text: 1 GiB is far more than any model's context holds.
+  return input::read_regular_file(path, "a UTF-8 text file to score", size_t{1} << 30);
 }
 }  // namespace
 
@@ -64,6 +62,9 @@ int cmd_score(const Args& argv) {
   fo.attention = parse_attention_backend(args.get("attention"));
   LossResult loss = lm_loss(model, input, pos, input, fo);
   const double nll = loss.mean.item<double>();
+  if (!std::isfinite(nll))
+    throw std::runtime_error("score: the mean NLL is not finite (" + std::to_string(nll) + ") for " + model_dir +
+                             "; are its weights finite? (a NaN or infinite weight makes every result meaningless)");
   nlohmann::json out = {{"model", model_dir}, {"tokens", T}, {"predicted", loss.count.item<int64_t>()}, {"nll", nll},
                         {"ppl", std::exp(nll)}, {"dtype", dtype_name(lo.dtype)}, {"device", lo.device.str()},
                         {"attention", args.get("attention")}};

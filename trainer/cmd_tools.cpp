@@ -1,6 +1,7 @@
 // Small tools for building a model from nothing (tests, the demo, experiments without a hub):
 //   ropex train-tokenizer --input FILE... --output PREFIX [--vocab-size N] [--text-field NAME]
 //   ropex new-model --output DIR [--tokenizer MODEL] [--set key=value ...] [--seed S] [--overwrite]
+#include "data/input/json.h"
 #include "data/prepare.h"
 #include "data/text_match.h"
 #include "data/tokenizer.h"
@@ -113,15 +114,21 @@ int cmd_new_model(const Args& argv) {
     if (!j.contains(key))
       throw UsageError("new-model: --set " + s + ": unknown config.json key '" + key + "' (did you mean '" +
                        nearest(key, known) + "'?)");
-    nlohmann::json v = nlohmann::json::parse(text, nullptr, false);
-    if (v.is_discarded()) v = text;
+    nlohmann::json v;
+    try {
+      v = input::parse_json(text, "new-model --set " + s);
+    } catch (const input::JsonInputError& e) {
+      if (!text.empty() && std::string_view("{[-0123456789").find(text[0]) != std::string_view::npos) throw UsageError(e.what());
+      v = text;  // a string value written without quotes
+    }
     if (!same_kind(v, j[key]))
       throw UsageError("new-model: --set " + s + ": key '" + key + "' expects " +
                        std::string(j[key].type_name()) +
-                       (j[key].is_number_integer() ? " (an integer)" : "") + ", got " + v.dump() + " (" + v.type_name() + ")");
+                       (j[key].is_number_integer() ? " (an integer)" : "") + ", got " + input::json_excerpt(v) + " (" + v.type_name() + ")");
     j[key] = v;
   }
-  LlamaForCausalLM m(config_from_json(j, "new-model --set"));
+  // Its size checked against the memory available before anything is allocated.
+  LlamaForCausalLM m = make_checked_model(config_from_json(j, "new-model --set"), at::TensorOptions(), nullptr, {}, "new-model");
   m->init_weights(static_cast<uint64_t>(args.get_int("seed")));
   SaveOptions so;
   if (args.has("tokenizer")) so.tokenizer_model = args.get("tokenizer");

@@ -65,8 +65,15 @@ int cmd_export(const Args& argv) {
       .option("max-shard-size", "SIZE", "largest safetensors shard, e.g. 5GB, 500MB (0 = one file)", "5GB")
       .option("dtype", "float32|bfloat16|float16", "dtype of the written weights", "bfloat16");
   args.parse(argv);
-  export_checkpoint(args.get("checkpoint"), args.get("output"), st::parse_size(args.get("max-shard-size")),
-                    parse_dtype_name(args.get("dtype")));
+  if (args.get("output").empty()) throw UsageError("export: --output must name the directory to write, got ''");
+  if (args.get("checkpoint").empty()) throw UsageError("export: --checkpoint must name a checkpoint folder, got ''");
+  uint64_t max_shard = 0;
+  try {
+    max_shard = st::parse_size(args.get("max-shard-size"));
+  } catch (const std::exception& e) {
+    throw UsageError(std::string("export: --max-shard-size: ") + e.what());
+  }
+  export_checkpoint(args.get("checkpoint"), args.get("output"), max_shard, parse_dtype_name(args.get("dtype")));
   log::info("exported " + args.get("checkpoint") + " -> " + args.get("output"));
   return 0;
 }

@@ -4,6 +4,7 @@
 // every field untouched. No LibTorch, no knowledge of particular keys.
 #include "trainer/config_schema.h"
 
+#include "data/input/json.h"
 #include "data/text_match.h"
 
 #include <algorithm>
@@ -28,15 +29,12 @@ using json = nlohmann::json;
   throw ConfigError(source + ": key '" + key + "' " + what);
 }
 
-// Never throws, even on invalid UTF-8 (replaced by U+FFFD).
+// Never throws, even on invalid UTF-8 (replaced by U+FFFD); for our own values (defaults).
 std::string dump(const json& v) { return v.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-// A value as the user wrote it, with its JSON kind: `"abc" (string)`.
-std::string shown(const json& v) {
-  std::string text = dump(v);
-  if (text.size() > 80) text = text.substr(0, 77) + "...";
-  return text + " (" + v.type_name() + ")";
-}
+// A value as the user wrote it, with its JSON kind: `"abc" (string)`; bounded in depth and length,
+// never throws (invalid UTF-8 is replaced by U+FFFD).
+std::string shown(const json& v) { return input::json_excerpt(v, 77) + " (" + v.type_name() + ")"; }
 
 [[noreturn]] void fail_type(const std::string& source, const std::string& key, const std::string& type,
                             const json& v) {
@@ -123,37 +121,6 @@ std::string escape_cell(const std::string& text) {
   std::string out;
   for (char c : text) out += (c == '|') ? std::string("\\|") : std::string(1, c);
   return out;
-}
-
-// "[json.exception.parse_error.101] parse error at line 4, column 3: syntax error ..."
-// -> "syntax error ..." (the caller reports the position itself).
-std::string parse_error_detail(const std::string& what) {
-  std::string detail = what;
-  const size_t tag_end = detail.find("] ");
-  if (detail.rfind("[json.exception", 0) == 0 && tag_end != std::string::npos)
-    detail = detail.substr(tag_end + 2);
-  const size_t position_end = detail.find(": ");
-  if (detail.rfind("parse error", 0) == 0 && position_end != std::string::npos)
-    detail = detail.substr(position_end + 2);
-  return detail;
-}
-
-std::string line_and_column(const std::string& text, size_t byte) {
-  const size_t pos = std::min(byte > 0 ? byte - 1 : 0, text.size());  // 0-based offending byte
-  const std::string_view before(text.data(), pos);
-  const size_t line = 1 + size_t(std::count(before.begin(), before.end(), '\n'));
-  const size_t last_newline = before.rfind('\n');
-  const size_t column = last_newline == std::string_view::npos ? pos + 1 : pos - last_newline;
-  return std::to_string(line) + ":" + std::to_string(column);
-}
-
-std::string read_text_file(const std::string& path) {
-  if (std::filesystem::is_directory(path)) throw ConfigError("config file '" + path + "' is a directory");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ConfigError("cannot open config file '" + path + "': " + std::strerror(errno));
-  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  if (in.bad()) throw ConfigError("cannot read config file '" + path + "'");
-  return text;
 }
 
 }  // namespace
@@ -373,13 +340,12 @@ void ConfigSchema::apply_json(const json& doc, const std::string& source) {
 }
 
 void ConfigSchema::apply_file(const std::string& path) {
-  const std::string text = read_text_file(path);
   json doc;
   try {
-    doc = json::parse(text);
-  } catch (const json::parse_error& e) {
-    throw ConfigError(path + ":" + line_and_column(text, e.byte) +
-                      ": invalid JSON: " + parse_error_detail(e.what()));
+    // A run config is a few KB; 16 MiB is far beyond any real one and keeps a wrong path cheap.
+    doc = input::read_json_file(path, "a ropex run config (JSON)", size_t{16} << 20);
+  } catch (const std::runtime_error& e) {  // input::JsonInputError, input::InputFileError
+    throw ConfigError(e.what());
   }
   apply_json(doc, path);
 }
@@ -390,9 +356,18 @@ void ConfigSchema::apply_override(const std::string& assignment) {
   if (eq == std::string::npos || eq == 0) throw ConfigError(source + ": expected section.key=value");
   const std::string key = assignment.substr(0, eq);
   const std::string text = assignment.substr(eq + 1);
-  json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
   const Entry* e = find(key);
-  if (value.is_discarded() || (e != nullptr && e->text_field && !value.is_string())) value = text;
+  json value;
+  try {
+    value = input::parse_json(text, source);
+  } catch (const input::JsonInputError& err) {
+    // Not JSON: the value is taken as text (--set run.name=abc). Text that starts like a number,
+    // an object or an array was meant as JSON, so its error is shown (1e400, [1,2).
+    const bool meant_as_json = !text.empty() && std::string_view("{[-0123456789").find(text[0]) != std::string_view::npos;
+    if (meant_as_json && !(e != nullptr && e->text_field)) throw ConfigError(err.what());
+    value = text;
+  }
+  if (e != nullptr && e->text_field && !value.is_string()) value = text;
   Pending pending;
   collect(key, value, source, pending);
   commit(pending, source);

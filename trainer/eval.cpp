@@ -1,5 +1,8 @@
 #include "trainer/eval.h"
 
+#include "data/input/json.h"
+#include "models/model_memory.h"
+
 #include "data/token_store.h"
 #include "models/hf_checkpoint.h"
 #include "models/lm_loss.h"
@@ -7,6 +10,7 @@
 #include "trainer/log.h"
 
 #include <ATen/ops/argmax.h>
+#include <ATen/ops/isfinite.h>
 #include <ATen/ops/linear.h>
 #include <ATen/ops/log_softmax.h>
 #include <c10/core/GradMode.h>
@@ -110,6 +114,7 @@ json eval_ppl(LlamaForCausalLM& model, const Tokenizer& tok, const EvalOptions& 
   if (store.vocab_size() > model->config().vocab_size)
     throw std::runtime_error(cat(o.data, ": token store vocabulary (", store.vocab_size(), ") is larger than the model's (",
                                  model->config().vocab_size, "); was it prepared with another tokenizer?"));
+  store.verify_tokens();  // ids below the vocabulary, before any window runs
   json out = {{"data", fs::absolute(o.data).string()},
               {"documents_rule", "per length, the last documents of the store with at least length - 1 tokens"},
               {"aggregation", "ppl = exp(mean over windows of each window's mean NLL), as YaRN's code; "
@@ -166,6 +171,9 @@ json eval_ppl(LlamaForCausalLM& model, const Tokenizer& tok, const EvalOptions& 
       int64_t tokens = 0, windows = 0;
       for (const json& r : results) {
         for (const json& w : r) {
+          if (!w[0].is_number() || !std::isfinite(w[0].get<double>()))  // NaN travels between ranks as null
+            throw std::runtime_error(cat("eval: ppl at length ", L, ": the model's loss is not finite (",
+                                         input::json_excerpt(w[0]), "); are its weights finite?"));
           const double nll = w[0].get<double>();
           const int64_t n = w[1].get<int64_t>();
           if (n == 0) continue;
@@ -305,7 +313,11 @@ std::vector<int32_t> greedy_decode(LlamaForCausalLM& model, const std::vector<in
   at::Tensor h = model->hidden_states(ids_tensor(prompt_ids, o.device), positions(0, T, o.device), fo);
   std::vector<int32_t> out;
   for (int step = 0; step < max_new; ++step) {
-    const int32_t next = static_cast<int32_t>(at::argmax(at::linear(h[0][-1], w).to(at::kFloat)).item<int64_t>());
+    const at::Tensor logits = at::linear(h[0][-1], w).to(at::kFloat);
+    // argmax over NaN logits still names a token: an answer would be scored as if the model gave it.
+    if (step == 0 && !at::isfinite(logits).all().item<bool>())
+      throw std::runtime_error("eval: the model's logits are not finite (NaN or infinite); are its weights finite?");
+    const int32_t next = static_cast<int32_t>(at::argmax(logits).item<int64_t>());
     if (next == eos_id) break;
     out.push_back(next);
     if (step + 1 == max_new) break;
@@ -352,6 +364,26 @@ std::vector<int64_t> fitting_lengths(const RetrievalTask& task, const EvalOption
   return out;
 }
 
+// A length is refused before any prompt is built when one sequence of it cannot fit in host memory:
+// its token ids (int64) and text, and on a CPU device two hidden-size activations per token. That is
+// a lower bound of what a forward pass holds, so a refusal is certain; a length that passes may
+// still fail later, with LibTorch's out-of-memory error, on a small device.
+static void require_lengths_fit(const EvalOptions& o, const LlamaConfig& cfg) {
+  const std::optional<int64_t> available = host_available_bytes();
+  double per_token = 8 + 8;
+  if (o.device.is_cpu()) per_token += 2.0 * double(cfg.hidden_size) * double(c10::elementSize(o.dtype));
+  for (const int64_t L : o.lengths) {
+    if (L > kMaxPositions)
+      throw std::runtime_error(cat("eval: --lengths: ", L, " is beyond the ", kMaxPositions, " positions ropex handles"));
+    if (available && double(L) * per_token > double(*available))
+      throw std::runtime_error(cat("eval: --lengths: one sequence of ", L, " tokens needs at least ",
+                                   double(L) * per_token / double(int64_t{1} << 30), " GiB of memory (ids, text",
+                                   o.device.is_cpu() ? ", two activations of the model's hidden size" : "",
+                                   " per token); this machine has ", double(*available) / double(int64_t{1} << 30),
+                                   " GiB available"));
+  }
+}
+
 json run_eval(const EvalOptions& o, Distributed& dist, const std::function<void(const json&)>& on_task) {
   c10::NoGradGuard no_grad;
   LoadOptions lo;
@@ -364,6 +396,7 @@ json run_eval(const EvalOptions& o, Distributed& dist, const std::function<void(
   EvalOptions opt = o;
   if (opt.pretrained_len <= 0) opt.pretrained_len = pretrained_window(cfg);
   if (opt.lengths.empty()) opt.lengths = default_eval_lengths(opt.pretrained_len, cfg.max_position_embeddings);
+  require_lengths_fit(opt, cfg);
   const std::string label = o.label.empty() ? fs::path(o.model_dir).lexically_normal().filename().string() : o.label;
 
   json results = {{"ropex_eval", 1},

@@ -75,6 +75,10 @@ int main(int argc, char** argv) {
   } catch (const ropex::UsageError& e) {
     std::cerr << "ropex " << e.what() << "\n(see: ropex " << name << " --help)\n";
     return 2;
+  } catch (const std::bad_alloc&) {  // an allocation no check foresaw: say so in words
+    ropex::log::error("ropex " + name + " ran out of memory: a size, count or length in its input or flags asks for more "
+                      "memory than this machine has");
+    return 1;
   } catch (const c10::Error& e) {  // TORCH_CHECK failures: the message without the C++ backtrace
     ropex::log::error(e.what_without_backtrace());
     return 1;

@@ -2,6 +2,7 @@
 #include "trainer/run_config.h"
 
 #include "models/llama.h"
+#include "models/safetensors.h"
 
 #include <filesystem>
 
@@ -158,6 +159,12 @@ void RunConfig::validate(const std::string& source) const {
   if (rope.type != "keep" && rope.type != "default" && rope.target_len == 0 && rope.factor == 0)
     fail("rope.target_len", "rope.type '" + rope.type + "' needs rope.target_len (or rope.factor)");
   if (!rope.extra.is_object()) fail("rope.extra", "must be a JSON object of HF rope keys");
+  // Checked now, not when the export runs after all of training.
+  try {
+    st::parse_size(export_.max_shard_size);
+  } catch (const std::exception& e) {
+    fail("export.max_shard_size", e.what());
+  }
   if (optim.lr * optim.weight_decay > 1)
     fail("optim.weight_decay", "each step scales the weights by 1 - optim.lr x optim.weight_decay, which is below 0 "
          "with optim.lr = " + std::to_string(optim.lr) + " and weight_decay = " + std::to_string(optim.weight_decay));

@@ -99,6 +99,13 @@ std::unique_ptr<Loader> make_loader(const RunConfig& cfg, const LlamaConfig& mod
     throw std::runtime_error(cfg.data.store + ": tokenized with a vocabulary of " + std::to_string(store->vocab_size()) +
                              " but the model has vocab_size " + std::to_string(model.vocab_size));
   if (fs::exists(model_tokenizer(cfg))) check_store_tokenizer(store->meta(), cfg.data.store, model_tokenizer(cfg));
+  // Every id below the vocabulary size, checked before the first step rather than met as an
+  // embedding's "index out of range" hours into training (a scan at memory speed).
+  try {
+    store->verify_tokens();
+  } catch (const std::runtime_error& e) {
+    throw ConfigError(cat("key 'data.store': ", e.what()));
+  }
   return std::make_unique<Loader>(
       store, so,
       LoaderOptions{.seed = static_cast<uint64_t>(cfg.run.seed), .rank = rank, .world = world,
@@ -191,12 +198,13 @@ void setup_model_and_optimizer(Job& job) {
   RopeScaling rope = run_rope(cfg, mc, &max_pos, &target_len);
   // The parameters are made on the device in the compute dtype and filled tensor by tensor from the
   // memory-mapped weights (or the random init): no copy of the model passes through host memory.
-  job.model = LlamaForCausalLM(mc, at::TensorOptions().device(job.dev).dtype(dtype));
   std::optional<WeightReader> weights;
+  if (!cfg.model.from_scratch) weights.emplace(cfg.model.path);
+  job.model = make_checked_model(mc, at::TensorOptions().device(job.dev).dtype(dtype), weights ? &*weights : nullptr, {},
+                                 cfg.model.path);
   if (cfg.model.from_scratch) {
     job.model->init_weights(static_cast<uint64_t>(cfg.run.seed));
   } else {
-    weights.emplace(cfg.model.path);
     load_weights(job.model, *weights);
   }
   job.model->set_rope(rope, max_pos);
