@@ -2,7 +2,16 @@
 # ropex front door.
 #   ./run.sh setup        install system packages (Debian) and the project venv (.venv)
 #   ./run.sh build        setup + configure + build build/ropex and the tests
-#   ./run.sh test         build + run the whole test suite through ctest
+#   ./run.sh test         build + run the whole test suite through ctest, then `fuzz --smoke`
+#                         (ROPEX_SKIP_FUZZ=1 leaves that out)
+#   ./run.sh fuzz [--smoke] [--time SECONDS] [--runs N] [TARGET...]
+#                         libFuzzer targets for every parser of untrusted input (tests/fuzz/README.md),
+#                         built with clang + ASan/UBSan in build-fuzz; SECONDS per target (default 300,
+#                         --smoke: 10); fails on any crash, leak, hang or sanitizer report
+#   ./run.sh sanitize [CTEST ARGS]
+#                         the same under AddressSanitizer + UndefinedBehaviorSanitizer (-DROPEX_SANITIZE=ON,
+#                         build folder build-sanitize unless ROPEX_BUILD_DIR says otherwise; run-time
+#                         options and suppressions: tests/sanitize/)
 #   ./run.sh configure    setup + configure only (CMake, no compiling)
 #   ./run.sh bundle-deps DIR
 #                         download the Debian packages the build needs besides torch (SentencePiece,
@@ -61,7 +70,7 @@ BUILD="$ROOT/build"
 JOBS="${ROPEX_JOBS:-$(nproc)}"
 APT_PACKAGES=(build-essential cmake ninja-build pkg-config ccache git
               libsentencepiece-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libgtest-dev libgloo-dev
-              libxxhash-dev python3-venv)
+              libxxhash-dev python3-venv clang libclang-rt-14-dev)
 
 log() { printf '\033[1m[run.sh]\033[0m %s\n' "$*" >&2; }
 die() { printf '[run.sh] error: %s\n' "$*" >&2; exit 1; }
@@ -241,7 +250,7 @@ configure() {
     log "configuring $BUILD (LibTorch from ${Torch_DIR:-$prefix}${ROPEX_DEPS:+; dependencies from $ROPEX_DEPS})"
     cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
       ${prefix:+-DCMAKE_PREFIX_PATH="$prefix"} ${Torch_DIR:+-DTorch_DIR="$Torch_DIR"} \
-      ${ROPEX_DEPS:+-DROPEX_DEPS="$ROPEX_DEPS"} -DROPEX_PYTHON="$py" "${launcher[@]}" >/dev/null
+      ${ROPEX_DEPS:+-DROPEX_DEPS="$ROPEX_DEPS"} -DROPEX_PYTHON="$py" "${launcher[@]}" "${CONFIGURE_EXTRA[@]}" >/dev/null
   fi
 }
 
@@ -261,6 +270,18 @@ run_tests() {
   build
   log "running tests"
   (cd "$BUILD" && ctest --output-on-failure -j "$JOBS" "$@")
+  # A short fuzzing smoke of every parser of untrusted input (about 2 minutes; ROPEX_SKIP_FUZZ=1 skips it).
+  [[ "${ROPEX_SKIP_FUZZ:-0}" == 1 ]] || fuzz --smoke
+}
+
+# ./run.sh sanitize: a build folder of its own (build-sanitize), configured with ROPEX_SANITIZE=ON.
+CONFIGURE_EXTRA=()
+run_sanitized_tests() {
+  [[ -n "${ROPEX_BUILD_DIR:-}" ]] || BUILD="$ROOT/build-sanitize"
+  CONFIGURE_EXTRA=(-DROPEX_SANITIZE=ON)
+  [[ ! -f "$BUILD/CMakeCache.txt" ]] || grep -qx 'ROPEX_SANITIZE:BOOL=ON' "$BUILD/CMakeCache.txt" ||
+    die "$BUILD was configured without ROPEX_SANITIZE: give another ROPEX_BUILD_DIR (or remove it)"
+  run_tests "$@"
 }
 
 train_local() {
@@ -624,6 +645,105 @@ demo_train() {
   return "$rc"
 }
 
+# ---- fuzz: the libFuzzer targets of tests/fuzz (README.md there), build folder build-fuzz ----
+# ./run.sh fuzz [--smoke] [--time SECONDS_PER_TARGET] [--runs N] [TARGET...]: configures build-fuzz
+# with clang (-DROPEX_FUZZ=ON), builds the targets, makes the seeds (tests/fuzz/make_seeds.py) and runs
+# each target in turn; prints target / executions / seconds / result and fails if any target found
+# a crash, leak, timeout, out-of-memory or sanitizer report (reproducers in build-fuzz/artifacts/).
+FUZZ_BUILD="$ROOT/build-fuzz"
+FUZZ_SMOKE_SECONDS=10     # per target in --smoke (./run.sh test): nine targets in about 100 s
+FUZZ_DEFAULT_SECONDS=300  # per target otherwise, unless --time or --runs says
+# A 1 MiB stack instead of the usual 8: recursion that grows with the input (a nested JSON value
+# dumped into a message) then overflows at inputs of a few KB, which the fuzzer reaches (max_len).
+FUZZ_STACK_KB=1024
+fuzz_configure() {
+  command -v clang++ >/dev/null || die "fuzzing needs clang and libFuzzer (Debian: apt-get install clang libclang-rt-14-dev)"
+  [[ ! -f "$FUZZ_BUILD/build.ninja" ]] || return 0
+  local prefix="" py="${ROPEX_PYTHON:-$VENV/bin/python}" launcher=()
+  [[ -n "${Torch_DIR:-}" ]] || prefix="$("$py" -c 'import torch; print(torch.utils.cmake_prefix_path)')"
+  command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  log "configuring $FUZZ_BUILD (clang, ROPEX_FUZZ=ON)"
+  # Debug: the targets' own flags choose -O1; Release would add -DNDEBUG and silence assertions.
+  cmake -S . -B "$FUZZ_BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+    -DROPEX_FUZZ=ON -DROPEX_BUILD_TESTS=OFF ${prefix:+-DCMAKE_PREFIX_PATH="$prefix"} ${Torch_DIR:+-DTorch_DIR="$Torch_DIR"} \
+    ${ROPEX_DEPS:+-DROPEX_DEPS="$ROPEX_DEPS"} "${launcher[@]}" >/dev/null
+}
+
+# One line of FILE's "[libfuzzer]" options: fuzz_option FILE KEY
+fuzz_option() { [[ -f "$1" ]] && sed -n "s/^[[:space:]]*$2[[:space:]]*=[[:space:]]*//p" "$1" | head -1; }
+
+fuzz() {
+  local smoke=0 seconds="" runs="" targets=() t
+  while (($#)); do
+    case "$1" in
+      --smoke) smoke=1; shift ;;
+      --time) [[ $# -ge 2 && "$2" =~ ^[1-9][0-9]*$ ]] || die "--time expects seconds per target"; seconds="$2"; shift 2 ;;
+      --runs) [[ $# -ge 2 && "$2" =~ ^[0-9]+$ ]] || die "--runs expects a number of inputs per target"; runs="$2"; shift 2 ;;
+      -*) die "fuzz: unknown option '$1' (expected --smoke, --time SECONDS, --runs N, target names)" ;;
+      *) targets+=("$1"); shift ;;
+    esac
+  done
+  ((smoke)) && seconds="${seconds:-$FUZZ_SMOKE_SECONDS}"
+  [[ -n "$seconds" || -n "$runs" ]] || seconds="$FUZZ_DEFAULT_SECONDS"
+  setup
+  fuzz_configure
+  log "building the fuzz targets with $JOBS jobs"
+  export CCACHE_SLOPPINESS="pch_defines,time_macros,include_file_mtime,include_file_ctime"
+  cmake --build "$FUZZ_BUILD" --target ropex_fuzz -j "$JOBS"
+  local bin="$FUZZ_BUILD/tests/fuzz" src="$ROOT/tests/fuzz" built
+  mapfile -t built < "$bin/targets.txt"
+  ((${#targets[@]})) || targets=("${built[@]}")
+  for t in "${targets[@]}"; do
+    [[ " ${built[*]} " == *" $t "* ]] || die "fuzz: no target '$t' (built: ${built[*]})"
+  done
+  "${ROPEX_PYTHON:-$VENV/bin/python}" "$src/make_seeds.py" "$FUZZ_BUILD" || die "tests/fuzz/make_seeds.py failed"
+  # Stack traces name functions and lines: llvm-symbolizer when installed, else binutils' addr2line.
+  local symbolizer
+  symbolizer="$(command -v llvm-symbolizer || command -v llvm-symbolizer-14 || command -v addr2line || true)"
+  export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:strict_string_checks=1}${symbolizer:+:external_symbolizer_path=$symbolizer}"
+  export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}${symbolizer:+:external_symbolizer_path=$symbolizer}"
+  local rows=() failed=0 name opts dirs d args logf t0 rc execs rate secs result artifact
+  log "fuzzing ${targets[*]}: ${seconds:+${seconds} s}${seconds:+${runs:+ or }}${runs:+$runs inputs} each (logs in $FUZZ_BUILD/logs)"
+  for name in "${targets[@]}"; do
+    opts="$src/fuzz_$name.options"
+    mkdir -p "$FUZZ_BUILD/corpus/$name" "$FUZZ_BUILD/artifacts/$name" "$FUZZ_BUILD/logs"
+    dirs=("$FUZZ_BUILD/corpus/$name")   # new inputs go to the first folder; the others are read only
+    for d in "$src/corpus/$name" "$FUZZ_BUILD/seeds/$name" "$src/regressions/$name"; do [[ -d "$d" ]] && dirs+=("$d"); done
+    args=(-timeout=10 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$FUZZ_BUILD/artifacts/$name/")
+    [[ -n "$(fuzz_option "$opts" max_len)" ]] && args+=(-max_len="$(fuzz_option "$opts" max_len)")
+    [[ -f "$FUZZ_BUILD/dict/$name.dict" ]] && args+=(-dict="$FUZZ_BUILD/dict/$name.dict")
+    [[ -n "$seconds" ]] && args+=(-max_total_time="$seconds")
+    [[ -n "$runs" ]] && args+=(-runs="$runs")
+    logf="$FUZZ_BUILD/logs/$name.log"
+    t0=$(date +%s.%N)
+    rc=0
+    (cd "$FUZZ_BUILD" && ulimit -s "$FUZZ_STACK_KB" && "$bin/fuzz_$name" "${args[@]}" "${dirs[@]}") >"$logf" 2>&1 || rc=$?
+    secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$logf" | tail -1)
+    [[ -n "$execs" ]] || execs=$(grep -oE '^#[0-9]+' "$logf" | tail -1 | tr -d '#')
+    rate=$(awk -v n="${execs:-0}" -v s="$secs" 'BEGIN { printf "%d", (s > 0 ? n / s : 0) }')
+    if ((rc == 0)); then result=ok
+    else
+      failed=1
+      if grep -q 'ERROR: LeakSanitizer' "$logf"; then result=leak
+      elif grep -q 'ERROR: libFuzzer: timeout' "$logf"; then result=timeout
+      elif grep -q 'ERROR: libFuzzer: out-of-memory' "$logf"; then result=out-of-memory
+      elif grep -q 'ERROR: AddressSanitizer' "$logf"; then
+        result="asan $(grep -m1 -oE 'ERROR: AddressSanitizer: [a-z-]+' "$logf" | awk '{ print $3 }')"
+      elif grep -q 'runtime error:' "$logf"; then result="ubsan"
+      elif grep -q 'ERROR: libFuzzer: deadly signal' "$logf"; then result="crash (signal)"
+      else result="failed (status $rc)"
+      fi
+      artifact="$(grep -m1 -oE 'Test unit written to [^ ]+' "$logf" | awk '{ print $5 }')"
+      log "fuzz_$name: $result${artifact:+; reproduce: $bin/fuzz_$name $artifact}; log: $logf"
+    fi
+    rows+=("$(printf '%-18s %12s %9s %8s  %s' "$name" "${execs:-?}" "$secs" "${rate:-?}" "$result")")
+  done
+  printf '%-18s %12s %9s %8s  %s\n' target executions seconds exec/s result
+  printf '%s\n' "${rows[@]}"
+  ((failed == 0)) || die "fuzzing found problems (see above; tests/fuzz/README.md says how to reproduce one)"
+}
+
 cmd="${1:-help}"
 shift || true
 case "$cmd" in
@@ -632,6 +752,8 @@ case "$cmd" in
   configure) setup; configure ;;
   bundle-deps) bundle_deps "$@" ;;
   test) run_tests "$@" ;;
+  fuzz) fuzz "$@" ;;
+  sanitize) run_sanitized_tests "$@" ;;
   train) train_local "$@" ;;
   eval) eval_local "$@" ;;
   debug-tiny) debug_tiny "$@" ;;
@@ -639,5 +761,5 @@ case "$cmd" in
   repro) repro "$@" ;;
   bench) bench "$@" ;;
   help|-h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" ;;
-  *) die "unknown command '$cmd' (expected setup, build, configure, bundle-deps, test, train, eval, debug-tiny, bench, demo or repro)" ;;
+  *) die "unknown command '$cmd' (expected setup, build, configure, bundle-deps, test, fuzz, sanitize, train, eval, debug-tiny, bench, demo or repro)" ;;
 esac

@@ -17,7 +17,12 @@ namespace ropex::test {
 namespace fs = std::filesystem;
 
 std::string source_dir() { return ROPEX_SOURCE_DIR; }
-std::string ropex_binary() { return ROPEX_BINARY; }
+// ROPEX_TEST_BINARY runs the end-to-end tests against another build of ropex (e.g. an older
+// commit's, to see a new test fail before its fix).
+std::string ropex_binary() {
+  const char* other = std::getenv("ROPEX_TEST_BINARY");
+  return other != nullptr && *other != '\0' ? other : ROPEX_BINARY;
+}
 
 // The settings CMake configured for the tests (the venv's Python, which must then be there; the
 // build's test-tmp folder; the transformers references), put into this process's environment, and so

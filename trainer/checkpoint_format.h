@@ -20,6 +20,7 @@
 #pragma once
 #include "models/safetensors.h"
 #include "trainer/checkpoint_io.h"
+#include "trainer/checkpoint_manifest.h"
 #include "trainer/checkpoint_state.h"
 #include "trainer/optim.h"
 
@@ -36,22 +37,9 @@ namespace ropex {
 
 inline constexpr const char* kManifestFile = "manifest.json";
 
-std::string shard_file_name(int rank, int world);  // shard-00000-of-00002.safetensors
 // One of a checkpoint's JSON files; throws naming it when it cannot be opened or parsed.
 nlohmann::json read_json_file(const std::filesystem::path& path);
-std::string rank_state_file(int rank);              // rank_0.json
 
-struct Manifest {
-  int64_t step = 0;
-  int world = 1;
-  std::map<std::string, std::vector<int64_t>> tensors;  // state key -> full shape
-  std::vector<FileRecord> files;                        // every file but the manifest
-};
-nlohmann::json manifest_to_json(const Manifest& m);
-// Validated (untrusted input): throws naming the file and the key. Besides the types, a manifest
-// must list state tensors and the files every checkpoint has (trainer_state.json, config.json,
-// run_config.json, and rank_R.json and the shard of every rank R < world_size), each once.
-Manifest manifest_from_json(const nlohmann::json& j, const std::string& path);
 
 // Bytes of one rank's shard file for these pieces (header included).
 uint64_t shard_file_bytes(const std::vector<StatePiece>& pieces);

@@ -44,9 +44,15 @@ class CheckedBuilder {
   }
   bool key(json::string_t& k) {
     Frame& f = frames_.back();
-    if (limits_.reject_duplicate_keys && !f.keys.insert(k).second)
-      fail("duplicate key '" + shorten(k) + "' in " + (frames_.size() == 1 ? "the top-level object" : "'" + path(frames_.size() - 1) + "'") +
-           " (JSON keys must be unique)");
+    if (limits_.reject_duplicate_keys && !f.keys.insert(k).second) {
+      std::string where = "the top-level object";
+      if (frames_.size() > 1) {
+        where = "'";
+        where += path(frames_.size() - 1);
+        where += "'";
+      }
+      fail("duplicate key '" + shorten(k) + "' in " + where + " (JSON keys must be unique)");
+    }
     f.key = k;
     return dom_.key(k);
   }
@@ -85,10 +91,13 @@ class CheckedBuilder {
       const Frame& f = frames_[i];
       if (f.object) {
         if (f.key.empty() && f.keys.empty()) break;
-        out += (out.empty() ? "" : ".") + shorten(f.key);
+        if (!out.empty()) out += '.';
+        out += shorten(f.key);
       } else {
         if (f.next_index == 0) break;
-        out += "[" + std::to_string(f.next_index - 1) + "]";
+        out += '[';
+        out += std::to_string(f.next_index - 1);
+        out += ']';
       }
       if (out.size() > 200) return out.substr(0, 197) + "...";
     }
