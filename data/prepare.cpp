@@ -393,6 +393,7 @@ class Progress {
 }  // namespace
 
 std::string file_fnv1a64(const std::string& path) {
+  input::require_regular_file(path, "a tokenizer file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error("cannot open " + in_quotes(path));
   uint64_t h = 0xcbf29ce484222325ULL;

@@ -1,6 +1,7 @@
 // ropex inspect positions: what a position sampler emits. Prints S sampled plans (token_index,
 // position_id) and a coverage summary (how often each region of [0, L) and each relative
 // distance is seen), so a user can check a sampler's settings before training with them.
+#include "data/input/json.h"
 #include "data/positions.h"
 #include "data/rng.h"
 #include "trainer/cli.h"
@@ -19,8 +20,11 @@ void apply_set(nlohmann::json& opts, const std::string& assignment) {
   std::string key = assignment.substr(0, eq);
   if (key.rfind("sampler.", 0) == 0) key = key.substr(8);
   const std::string text = assignment.substr(eq + 1);
-  nlohmann::json value = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  opts[key] = value.is_discarded() ? nlohmann::json(text) : value;
+  try {
+    opts[key] = input::parse_json_or_text(text, "inspect positions: --set " + assignment);
+  } catch (const input::JsonInputError& e) {
+    throw UsageError(e.what());
+  }
 }
 
 // Runs of consecutive (token, position) steps: "tok 0-1364 @ pos 0-1364 | tok ... @ ...".

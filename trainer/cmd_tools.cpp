@@ -116,10 +116,9 @@ int cmd_new_model(const Args& argv) {
                        nearest(key, known) + "'?)");
     nlohmann::json v;
     try {
-      v = input::parse_json(text, "new-model --set " + s);
+      v = input::parse_json_or_text(text, "new-model --set " + s);
     } catch (const input::JsonInputError& e) {
-      if (!text.empty() && std::string_view("{[-0123456789").find(text[0]) != std::string_view::npos) throw UsageError(e.what());
-      v = text;  // a string value written without quotes
+      throw UsageError(e.what());
     }
     if (!same_kind(v, j[key]))
       throw UsageError("new-model: --set " + s + ": key '" + key + "' expects " +

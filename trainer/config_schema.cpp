@@ -358,16 +358,19 @@ void ConfigSchema::apply_override(const std::string& assignment) {
   const std::string text = assignment.substr(eq + 1);
   const Entry* e = find(key);
   json value;
-  try {
-    value = input::parse_json(text, source);
-  } catch (const input::JsonInputError& err) {
-    // Not JSON: the value is taken as text (--set run.name=abc). Text that starts like a number,
-    // an object or an array was meant as JSON, so its error is shown (1e400, [1,2).
-    const bool meant_as_json = !text.empty() && std::string_view("{[-0123456789").find(text[0]) != std::string_view::npos;
-    if (meant_as_json && !(e != nullptr && e->text_field)) throw ConfigError(err.what());
-    value = text;
+  if (e != nullptr && e->text_field) {  // the text as written (--set run.name=2024-01), or a quoted JSON string
+    try {
+      value = input::parse_json(text, source);
+    } catch (const input::JsonInputError&) {
+    }
+    if (!value.is_string()) value = text;
+  } else {
+    try {
+      value = input::parse_json_or_text(text, source);
+    } catch (const input::JsonInputError& err) {
+      throw ConfigError(err.what());
+    }
   }
-  if (e != nullptr && e->text_field && !value.is_string()) value = text;
   Pending pending;
   collect(key, value, source, pending);
   commit(pending, source);

@@ -1,6 +1,8 @@
 // metrics.jsonl: trimmed to the starting step, segments, reported write failures. See metrics_log.h.
 #include "trainer/metrics_log.h"
 
+#include "data/input/json.h"
+
 #include "trainer/log.h"
 
 #include <fcntl.h>
@@ -28,7 +30,12 @@ MetricsLog::MetricsLog(const std::string& path, int64_t start_step) : path_(path
     int last_segment = 0;
     while (std::getline(in, line)) {
       if (line.empty()) continue;
-      const nlohmann::json rec = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+      nlohmann::json rec;  // a line that is not a bounded JSON object counts as cut (input/json.h)
+      try {
+        rec = input::parse_json(line, path);
+      } catch (const input::JsonInputError&) {
+        rec = nullptr;
+      }
       if (!rec.is_object() || !rec.contains("step") || !rec["step"].is_number_integer() ||
           (rec.contains("segment") && !rec["segment"].is_number_integer())) {
         ++cut_lines_;

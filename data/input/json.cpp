@@ -182,6 +182,15 @@ json parse_json(std::string_view text, const std::string& source, const JsonLimi
   return out;
 }
 
+json parse_json_or_text(std::string_view text, const std::string& source) {
+  try {
+    return parse_json(text, source);
+  } catch (const JsonInputError&) {
+    if (!text.empty() && std::string_view("{[-0123456789").find(text[0]) != std::string_view::npos) throw;
+    return json(std::string(text));
+  }
+}
+
 json read_json_file(const std::filesystem::path& path, const std::string& what, size_t max_bytes,
                     const JsonLimits& limits) {
   return parse_json(read_regular_file(path, what, max_bytes), path.string(), limits);

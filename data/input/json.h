@@ -44,6 +44,11 @@ struct JsonLimits {
 // Parses `text`; `source` ("config.json", "--set optim.lr=...") begins every error message.
 nlohmann::json parse_json(std::string_view text, const std::string& source, const JsonLimits& limits = {});
 
+// A flag's value (--set key=value): the JSON it parses as, else the text itself as a string; text
+// that starts like JSON meant as a number, object or array ("1e400", "[1,2") throws its parse error
+// instead of silently becoming a string.
+nlohmann::json parse_json_or_text(std::string_view text, const std::string& source);
+
 // Reads a regular file of at most max_bytes (input/files.h) and parses it. `what` describes the file
 // for errors ("a Hugging Face config.json").
 nlohmann::json read_json_file(const std::filesystem::path& path, const std::string& what,
