@@ -4,7 +4,7 @@
 // LibTorch.
 #include "data/tokenizer.h"
 
-#include <sys/stat.h>
+#include <unistd.h>
 
 #include "data/input/files.h"
 
@@ -41,14 +41,7 @@ void require_readable_file(const std::string& path, const std::string& what) {
   if (!fs::exists(path, ec)) {
     throw std::runtime_error(what + " " + quoted(path) + " does not exist");
   }
-  if (!fs::is_regular_file(path, ec)) {
-    struct stat st {};
-    const std::string kind = ::stat(path.c_str(), &st) == 0 ? input::file_kind(st.st_mode) : "not a regular file";
-    throw std::runtime_error(what + " " + quoted(path) + " is " + kind + ", not a regular file");
-  }
-  if (!std::ifstream(path, std::ios::binary).good()) {
-    throw std::runtime_error(what + " " + quoted(path) + " cannot be opened for reading");
-  }
+  ::close(input::open_regular_file(path, what));  // a FIFO or directory, or no read permission: refused
 }
 
 std::string join(const std::vector<std::string>& items, const std::string& sep) {
@@ -178,8 +171,69 @@ bool ascii_visible(char c) { return c > ' ' && c < 0x7f; }
 // is what the space became in the whole text. Holds when no piece but whitespace-only ones carries
 // U+2581 after its first character (no piece spans a word boundary: BPE's merges and unigram's
 // lattice then decompose at every U+2581), the tokenizer adds a dummy prefix, and a probe agrees.
+// Two facts of a serialized ModelProto (sentencepiece_model.proto, which Debian's package does not
+// ship compiled): TrainerSpec.model_type (field 3 of field 2; UNIGRAM=1 by default, BPE=2, WORD=3,
+// CHAR=4) and NormalizerSpec.name (field 1 of field 3). Read from the protobuf wire format; an
+// unreadable model gives the defaults (unigram, no name), for which cuts are not used.
+struct ModelFacts {
+  uint64_t model_type = 1;
+  std::string normalizer;
+};
+
+bool read_varint(const char*& p, const char* end, uint64_t& v) {
+  v = 0;
+  for (int shift = 0; p < end && shift < 64; shift += 7) {
+    const auto byte = static_cast<uint8_t>(*p++);
+    v |= uint64_t(byte & 0x7f) << shift;
+    if (!(byte & 0x80)) return true;
+  }
+  return false;
+}
+
+// Calls on_field(number, wire_type, varint, bytes) for each field of one message; false if malformed.
+template <class F>
+bool each_field(std::string_view msg, F on_field) {
+  const char* p = msg.data();
+  const char* end = p + msg.size();
+  while (p < end) {
+    uint64_t tag = 0, v = 0;
+    if (!read_varint(p, end, tag)) return false;
+    std::string_view bytes;
+    switch (tag & 7) {
+      case 0: if (!read_varint(p, end, v)) return false; break;
+      case 1: if (end - p < 8) return false; p += 8; break;
+      case 5: if (end - p < 4) return false; p += 4; break;
+      case 2:
+        if (!read_varint(p, end, v) || v > uint64_t(end - p)) return false;
+        bytes = std::string_view(p, v);
+        p += v;
+        break;
+      default: return false;
+    }
+    on_field(tag >> 3, tag & 7, v, bytes);
+  }
+  return true;
+}
+
+ModelFacts model_facts(const std::string& proto) {
+  ModelFacts facts;
+  each_field(proto, [&](uint64_t field, uint64_t wire, uint64_t, std::string_view bytes) {
+    if (wire != 2) return;
+    if (field == 2)
+      each_field(bytes, [&](uint64_t f, uint64_t w, uint64_t v, std::string_view) { if (f == 3 && w == 0) facts.model_type = v; });
+    if (field == 3)
+      each_field(bytes, [&](uint64_t f, uint64_t w, uint64_t, std::string_view b) { if (f == 1 && w == 2) facts.normalizer = b; });
+  });
+  return facts;
+}
+
 bool cut_is_exact(const sentencepiece::SentencePieceProcessor& sp) {
   static const std::string kSpace = "\xe2\x96\x81";  // U+2581
+  // BPE, word and char models segment each word on its own; unigram's Viterbi over a whole text adds
+  // float scores whose rounding could, at a near tie, choose differently than over a piece. A
+  // user-defined normalizer may hold rules that span a space.
+  const ModelFacts facts = model_facts(sp.serialized_model_proto());
+  if (facts.model_type < 2 || facts.model_type > 4 || facts.normalizer == "user_defined") return false;
   for (int id = 0; id < sp.GetPieceSize(); ++id) {
     const std::string piece = sp.IdToPiece(id);
     // Whitespace-only pieces ("▁▁", Llama's indentation pieces) match runs of spaces, never a cut.
@@ -218,7 +272,8 @@ std::vector<size_t> Tokenizer::cuts(std::string_view text) const {
   if (!im.cuts_at_spaces) {
     if (text.size() > kMaxUncut)
       throw TextTooLong("a text of " + std::to_string(text.size()) + " bytes: tokenizer " + quoted(im.path) +
-                        " cannot be cut at spaces exactly (its pieces span spaces), and ropex encodes at most " +
+                        " cannot be cut at spaces exactly (a unigram model, pieces spanning spaces or a user-defined normalizer), "
+                        "and ropex encodes at most " +
                         std::to_string(kMaxUncut >> 20) + " MiB in one piece (SentencePiece needs ~250 bytes per byte)");
     return out;
   }

@@ -214,9 +214,6 @@ void LlamaConfig::validate(const std::string& source) const {
   if (resolved_head_dim() * num_attention_heads > (int64_t{1} << 20))
     fail(source, "head_dim", "head_dim x num_attention_heads must be <= 2^20, got " +
                                  std::to_string(resolved_head_dim()) + " x " + std::to_string(num_attention_heads));
-  for (const auto& [key, id] : {std::pair{"bos_token_id", bos_token_id}, {"eos_token_id", eos_token_id}, {"pad_token_id", pad_token_id}})
-    if (id && (*id < 0 || *id >= vocab_size))
-      fail(source, key, "must be a token id in [0, vocab_size=" + std::to_string(vocab_size) + "), got " + std::to_string(*id));
   parameter_count(*this);  // throws if the count overflows
   if (hidden_act != "silu" && hidden_act != "swish")
     fail(source, "hidden_act", "ropex's Llama supports 'silu' only, got '" + hidden_act + "'");
@@ -281,6 +278,11 @@ LlamaConfig config_from_json(const json& j, const std::string& source) {
   if (j.contains("bos_token_id")) c.bos_token_id = as_token_id(j["bos_token_id"], source, "bos_token_id");
   if (j.contains("eos_token_id")) c.eos_token_id = as_token_id(j["eos_token_id"], source, "eos_token_id");
   if (j.contains("pad_token_id")) c.pad_token_id = as_token_id(j["pad_token_id"], source, "pad_token_id");
+  if (c.pad_token_id && *c.pad_token_id < 0) c.pad_token_id.reset();  // early LLaMA conversions wrote -1 for "none"
+  // bos and eos, where config.json gives them, index the embedding (eval's prompts, generation).
+  for (const auto& [key, id] : {std::pair{"bos_token_id", c.bos_token_id}, {"eos_token_id", c.eos_token_id}})
+    if (j.contains(key) && id && (*id < 0 || (c.vocab_size > 0 && *id >= c.vocab_size)))
+      fail(source, key, "must be a token id in [0, vocab_size=" + std::to_string(c.vocab_size) + "), got " + std::to_string(*id));
   if (j.contains("pretraining_tp") && !j["pretraining_tp"].is_null() && as_int(j["pretraining_tp"], source, "pretraining_tp") != 1)
     fail(source, "pretraining_tp", "only 1 is supported (transformers treats >1 as a slicing detail of the original training)");
 

@@ -427,7 +427,6 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
   Fd fd(input::open_regular_file(path, "a .safetensors file"));  // a FIFO is refused, not waited on
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) fail(file_ctx(path) + ": cannot stat: " + errno_text());
-  if (!S_ISREG(st.st_mode)) fail(file_ctx(path) + ": not a regular file");
   const uint64_t file_size = static_cast<uint64_t>(st.st_size);
   if (file_size < 8)
     fail(file_ctx(path) + ": " + std::to_string(file_size) + " bytes, shorter than the 8-byte header length");
@@ -758,7 +757,7 @@ uint64_t parse_size(const std::string& s) {
   if (it == kUnits.end()) fail(ctx + ": unknown unit '" + unit + "' (" + expected + ")");
   uint64_t bytes = 0, part = 0;
   if (mul_overflows(whole, it->second, &bytes)) fail(ctx + ": too large");
-  // fraction x unit < 10^12 x 2^40 could overflow: split the unit to stay exact.
+  // fraction x unit (< 10^12 x 2^40) can exceed 64 bits: computed in 128.
   const unsigned __int128 frac_bytes = static_cast<unsigned __int128>(fraction) * it->second;
   if (frac_bytes % scale != 0) fail(ctx + ": not a whole number of bytes");
   part = static_cast<uint64_t>(frac_bytes / scale);

@@ -277,7 +277,9 @@ TEST_F(SafetensorsTest, ParseSize) {
   EXPECT_EQ(parse_size("1048576"), 1048576ull);
   EXPECT_EQ(parse_size("10 MB"), 10'000'000ull);
   EXPECT_EQ(parse_size("0"), 0ull);
-  for (const char* bad : {"", "GB", "5XB", "-5GB", "1.5GB", "5GB ", "99999999999999999999", "20000000TB"})
+  EXPECT_EQ(parse_size("1.5GB"), 1'500'000'000ull);  // decimals, when they give whole bytes
+  EXPECT_EQ(parse_size("0.25KiB"), 256ull);
+  for (const char* bad : {"", "GB", "5XB", "-5GB", "1.5B", "0.1KiB", ".", "5GB ", "99999999999999999999", "20000000TB"})
     expect_error([&] { parse_size(bad); }, {std::string("'") + bad + "'"});
 }
 

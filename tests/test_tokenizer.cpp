@@ -173,6 +173,30 @@ TEST_F(TokenizerTest, SplitsDigitsIntoSinglePieces) {
   }
 }
 
+// Where a long text is cut (each cut a single space between ASCII characters; the ids are compared
+// with Python's whole-text encoding in MatchesPythonSentencepiece).
+TEST_F(TokenizerTest, LongTextsAreCutOnlyAtSpacesBetweenAsciiCharacters) {
+  const Tokenizer tok = load();
+  ASSERT_TRUE(tok.cuts_long_texts());
+  EXPECT_TRUE(tok.cuts(std::string(Tokenizer::kPieceBytes, 'a')).empty());
+  std::string text;
+  for (int i = 0; text.size() < 5 * Tokenizer::kPieceBytes; ++i) text += i % 7 ? "word " : "x  y\n\u00e9 ";
+  const std::vector<size_t> cuts = tok.cuts(text);
+  ASSERT_GE(cuts.size(), 4u);
+  size_t start = 0;
+  for (const size_t c : cuts) {
+    EXPECT_EQ(text[c], ' ');
+    EXPECT_TRUE(text[c - 1] > ' ' && text[c - 1] < 0x7f) << c;
+    EXPECT_TRUE(std::isalnum(static_cast<unsigned char>(text[c + 1]))) << c;
+    EXPECT_LE(c - start, Tokenizer::kPieceBytes);  // an exact cut exists in every window here
+    start = c + 1;
+  }
+  // A run without a space: one piece up to kMaxUncut, refused beyond it.
+  EXPECT_TRUE(tok.cuts(std::string(Tokenizer::kMaxUncut, 'x')).empty());
+  EXPECT_THROW(tok.cuts(std::string(Tokenizer::kMaxUncut + 1, 'x')), ropex::TextTooLong);
+  EXPECT_THROW(tok.encode(std::string(Tokenizer::kMaxUncut + 1, 'x'), false, false), ropex::TextTooLong);
+}
+
 TEST_F(TokenizerTest, EmptyInput) {
   const Tokenizer tok = load();
   EXPECT_TRUE(tok.encode("", false, false).empty());

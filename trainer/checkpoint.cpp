@@ -333,8 +333,10 @@ std::vector<std::pair<int64_t, std::string>> complete_checkpoints(const std::str
     if (!e.is_directory() || !std::regex_match(name, m, pattern)) continue;
     const std::optional<int64_t> step = step_of_checkpoint_name(name);
     if (!step) {
-      log::warn(e.path().string() + ": ignored: its step number is beyond " + std::to_string(kMaxCheckpointStep) +
-                " (not a checkpoint ropex wrote)");
+      static std::set<std::string> warned;  // complete_checkpoints runs several times per start
+      if (warned.insert(e.path().string()).second)
+        log::warn(e.path().string() + ": ignored: its step number is not one ropex writes (at most " +
+                  std::to_string(kMaxCheckpointStep) + ", 8 to 19 digits)");
       continue;
     }
     if (is_complete_checkpoint(e.path().string())) out.emplace_back(*step, e.path().string());

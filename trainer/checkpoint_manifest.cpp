@@ -34,7 +34,7 @@ nlohmann::json manifest_to_json(const Manifest& m) {
 
 Manifest manifest_from_json(const nlohmann::json& j, const std::string& path) {
   if (!j.is_object()) bad(path, "must be a JSON object");
-  if (j.value("format", "") != "ropex-checkpoint") bad(path, "'format' must be \"ropex-checkpoint\"");
+  if (!j.contains("format") || j["format"] != "ropex-checkpoint") bad(path, "'format' must be \"ropex-checkpoint\"");
   if (!j.contains("version") || j["version"] != 2) bad(path, "'version' must be 2 (written by another ropex?)");
   Manifest m;
   if (!j.contains("step") || !j["step"].is_number_integer() || j["step"].get<int64_t>() < 0 ||
@@ -67,7 +67,7 @@ Manifest manifest_from_json(const nlohmann::json& j, const std::string& path) {
       bad(path, "every entry of 'files' needs a plain file 'name'");
     const std::string name = f["name"].get<std::string>();
     if (!f.contains("bytes") || !f["bytes"].is_number_unsigned()) bad(path, "files['" + name + "'].bytes must be an unsigned integer");
-    const std::string h = f.value("xxh3", "");
+    const std::string h = f.contains("xxh3") && f["xxh3"].is_string() ? f["xxh3"].get<std::string>() : "";
     if (h.size() != 16 || h.find_first_not_of("0123456789abcdef") != std::string::npos)
       bad(path, "files['" + name + "'].xxh3 must be 16 lowercase hex digits");
     if (!names.insert(name).second) bad(path, "file '" + name + "' listed twice");

@@ -3,8 +3,8 @@
 // The manifest is a checkpoint's completion mark and its table of contents: the step and world
 // size, every state tensor's full shape, every other file with its size and xxh3-64
 // (trainer/checkpoint_format.h shows the folder). Reading validates it as untrusted input: types,
-// ranges (shapes of at most 2^42 elements, at most 10^6 ranks, steps as trainer/checkpoint_state.h
-// bounds them), plain file names listed once, and the files every checkpoint of that world size
+// ranges (shapes of at most 2^42 elements, ranks and steps as trainer/checkpoint_state.h bounds
+// them), plain file names listed once, and the files every checkpoint of that world size
 // must have. No LibTorch and no file IO (the caller reads the file through data/input/json.h), so
 // the parser is fuzzed on its own (tests/fuzz/fuzz_checkpoint_manifest.cpp).
 #pragma once

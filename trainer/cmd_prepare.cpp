@@ -53,7 +53,8 @@ int cmd_prepare(const std::vector<std::string>& argv) {
       .option("input", "FILE", "a .jsonl or .txt file; documents keep the given order", std::nullopt, true)
       .option("output", "DIR", "token store directory to create")
       .option("text-field", "NAME", ".jsonl: the string field holding the text", "text")
-      .option("on-error", "skip|fail", "malformed records: skip (count, report the first 10) or stop", "skip")
+      .option("on-error", "skip|fail", "malformed records (invalid JSON or UTF-8, no text field, a run of over 4 MiB without a "
+              "space): skip (count, report the first 10) or stop", "skip")
       .option("threads", "N", "tokenizer threads; 0 = all cores", "0")
       .flag("no-bos", "do not prepend BOS to each document")
       .flag("no-eos", "do not append EOS to each document")

@@ -326,6 +326,7 @@ Job setup(const RunConfig& cfg, const nlohmann::json& resolved, const std::vecto
       check_config_changes(config_changes(read_json_file(old_config), job.checkpoint_config), accepted_changes, resume_from);
     job.state = load_checkpoint(resume_from, dist, job.model, *job.opt, *job.loader, cfg.global_batch(job.env.world));
     job.state.world = job.env.world;
+    job.state.seed = static_cast<uint64_t>(cfg.run.seed);  // an accepted run.seed change holds from here on
     log::info(cat("resumed from ", resume_from, " at step ", job.state.step,
                   job.state.skipped_steps ? cat(" (", job.state.skipped_steps, " non-finite steps skipped so far)") : ""));
   }

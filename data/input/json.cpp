@@ -69,7 +69,7 @@ class CheckedBuilder {
     return dom_.end_array();
   }
   bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception& e) {
-    const std::string p = path(frames_.size());
+    const std::string p = path(frames_.size(), /*reading=*/true);
     const std::string reason = "invalid JSON: " + library_detail(e.what()) + (p.empty() ? "" : " (under '" + p + "')");
     throw JsonInputError(source_ + ":" + line_and_column(text_, position > 0 ? position - 1 : 0) + ": " + reason, reason);
   }
@@ -84,19 +84,21 @@ class CheckedBuilder {
 
   static std::string shorten(const std::string& s) { return s.size() <= 60 ? s : s.substr(0, 57) + "..."; }
 
-  // The key path of the first `depth` open containers: model.layers[3].name
-  std::string path(size_t depth) const {
+  // The key path of the first `depth` open containers: model.layers[3].name. `reading`: the innermost
+  // array's element being read has not been counted yet (a parse error inside it).
+  std::string path(size_t depth, bool reading = false) const {
     std::string out;
     for (size_t i = 0; i < depth && i < frames_.size(); ++i) {
       const Frame& f = frames_[i];
+      const size_t next = f.next_index + (reading && i + 1 == frames_.size() && !f.object ? 1 : 0);
       if (f.object) {
         if (f.key.empty() && f.keys.empty()) break;
         if (!out.empty()) out += '.';
         out += shorten(f.key);
       } else {
-        if (f.next_index == 0) break;
+        if (next == 0) break;
         out += '[';
-        out += std::to_string(f.next_index - 1);
+        out += std::to_string(next - 1);
         out += ']';
       }
       if (out.size() > 200) return out.substr(0, 197) + "...";

@@ -5,8 +5,10 @@
 //  - nesting deeper than a limit is refused while parsing, so nothing later (copying, comparing,
 //    dumping into a message) recurses without bound;
 //  - a key repeated in one object is refused (nlohmann would keep the last silently);
-//  - every error names the source, the line and column (source:L:C:), and the key path it was under, in words
-//    (a number too large for a double, a syntax error), not as a raw library exception.
+//  - every error names the source and says what is wrong in words (a number too large for a double,
+//    a syntax error), not as a raw library exception; syntax and number errors add the line and
+//    column (source:L:C:) and the key path they were under, depth and duplicate-key errors the key
+//    path.
 // json_excerpt renders a value for an error message with bounded depth and length; untrusted values
 // are never dumped whole into a message.
 // This file does not validate what the document means: its callers check keys, types and ranges.
