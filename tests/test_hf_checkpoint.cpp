@@ -242,6 +242,7 @@ namespace {
 // copying the weights in from a mapping whose pages stay resident (what ropex did before) costs
 // about 1.6 times the model here (the mapping's pages stayed resident).
 TEST(HFCheckpoint, LoadHoldsOneCopyOfTheModel) {
+  ROPEX_SKIP_PEAK_RSS_CHECKS_UNDER_ASAN();
   TinySetup t;
   const std::string big = (t.dir.path / "big").string();
   ASSERT_EQ(t.run("new-model --output " + big + " --tokenizer " + (t.dir.path / "tok.model").string() +

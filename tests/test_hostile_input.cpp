@@ -300,7 +300,8 @@ TEST(Hostile, Item06_AOneLineCorpusOfManyMegabytesIsLinearInMemoryOrRefusedClear
     EXPECT_TRUE(fs::exists(s.dir.str() + "/long_store_" + std::to_string(mb) + "/tokens.bin"));
     std::cout << "prepare, one " << mb << " MB line of words: " << seconds << " s, peak RSS " << (rss[mb] >> 20) << " MiB\n";
   }
-  EXPECT_LT(rss[8] - rss[2], int64_t{400} << 20) << "peak RSS grew with the line's length";
+  if (!kUnderAddressSanitizer)  // its quarantine grows with every allocation (test_util.h)
+    EXPECT_LT(rss[8] - rss[2], int64_t{400} << 20) << "peak RSS grew with the line's length";
   // 8 MB without a space: no exact cut exists; a malformed record naming the line (skipped by
   // default, an error under --on-error fail), within the timeout.
   const std::string run = s.dir.str() + "/long_run.jsonl";

@@ -34,6 +34,18 @@ int run_command(const std::string& cmd, std::string* out);
 // resident set in bytes (measured from that small process: see there). Throws if it does not exit 0.
 // The command runs with OMP_NUM_THREADS=2, so per-thread buffers do not grow with the core count.
 int64_t peak_rss_bytes(const std::vector<std::string>& argv);
+// Under AddressSanitizer (the ROPEX_SANITIZE build) a process's peak RSS holds ASan's shadow memory,
+// redzones and quarantine (up to 256 MB, growing with every allocation), so checks of measured peaks
+// against a model of the program's own memory skip there; everything else in those tests runs.
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool kUnderAddressSanitizer = true;
+#else
+inline constexpr bool kUnderAddressSanitizer = false;
+#endif
+#define ROPEX_SKIP_PEAK_RSS_CHECKS_UNDER_ASAN()                                                         \
+  if (::ropex::test::kUnderAddressSanitizer)                                                           \
+  GTEST_SKIP() << "peak RSS under AddressSanitizer includes its shadow memory and quarantine; this "   \
+                  "check runs in the normal build"
 
 // Directory of make_reference.py's output ($ROPEX_REF_DIR, or generated once under ROPEX_TEST_TMP).
 std::string reference_dir(const std::string& python);
