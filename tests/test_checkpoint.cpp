@@ -335,19 +335,7 @@ TEST(Checkpoint, ExportAndScoreReadEitherFormat) {
   ASSERT_EQ(s.train(straight, ""), 0) << s.out_text;
   const std::string v2 = ckpt(straight, 4), v1_run = s.dir.str() + "/v1run", v1 = ckpt(v1_run, 4);
   // Format 1, from the same state.
-  fs::create_directories(v1);
-  std::vector<at::Tensor> keep;
-  auto views = [&](const std::map<std::string, at::Tensor>& m) {
-    std::vector<st::TensorView> out;
-    for (const auto& [k, t] : m) {
-      keep.push_back(t.contiguous());
-      out.push_back({k, st::DType::F32, std::vector<int64_t>(t.sizes().begin(), t.sizes().end()), keep.back().data_ptr()});
-    }
-    return out;
-  };
-  st::write_file(v1 + "/model.safetensors", views(weights(v2)));
-  st::write_file(v1 + "/optimizer.safetensors", views(moments(v2)));
-  for (const char* f : {"config.json", "run_config.json", "rank_0.json", "tokenizer.model"}) fs::copy_file(v2 + "/" + f, v1 + "/" + f);
+  write_as_format1(v2, v1);
   nlohmann::json ts = nlohmann::json::parse(read_text(v2 + "/trainer_state.json"));
   std::ofstream(v1 + "/trainer_state.json") << nlohmann::json{{"step", 4}, {"tokens_seen", ts["tokens_seen"]}, {"world_size", 1},
                                                                {"seed", ts["seed"]}, {"format", "ropex-checkpoint"}, {"version", 1}};

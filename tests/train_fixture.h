@@ -169,4 +169,22 @@ inline bool identical_checkpoints(const std::string& a, const std::string& b) {
   return identical;
 }
 
+// Writes the format-2 checkpoint `v2` again as format 1 (model.safetensors + optimizer.safetensors,
+// no manifest) in `v1`, with its JSON files; trainer_state.json and COMPLETE are the caller's.
+inline void write_as_format1(const std::string& v2, const std::string& v1) {
+  std::vector<at::Tensor> keep;
+  auto views = [&](const std::map<std::string, at::Tensor>& m) {
+    std::vector<st::TensorView> out;
+    for (const auto& [k, t] : m) {
+      keep.push_back(t.contiguous());
+      out.push_back({k, st::DType::F32, std::vector<int64_t>(t.sizes().begin(), t.sizes().end()), keep.back().data_ptr()});
+    }
+    return out;
+  };
+  fs::create_directories(v1);
+  st::write_file(v1 + "/model.safetensors", views(weights(v2)));
+  st::write_file(v1 + "/optimizer.safetensors", views(moments(v2)));
+  for (const char* f : {"config.json", "run_config.json", "rank_0.json", "tokenizer.model"}) fs::copy_file(v2 + "/" + f, v1 + "/" + f);
+}
+
 }  // namespace ropex::test
