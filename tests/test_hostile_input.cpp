@@ -91,7 +91,7 @@ TEST(Hostile, Item01_DeeplyNestedJsonIsRefusedWithoutAStackOverflow) {
   // In a safetensors header, through score, eval and train.
   const std::string m = copy_model(s, "deep");
   add_header_entry(m + "/model.safetensors", "\"__extra__\": " + nested(150000));
-  for (const std::string& cmd : {"score --model " + m + " --text " + text, "eval --model " + m + " --tasks passkey --lengths 32"}) {
+  for (const std::string cmd : {"score --model " + m + " --text " + text, "eval --model " + m + " --tasks passkey --lengths 32"}) {
     EXPECT_EQ(s.run(cmd, kTimeout), 1) << cmd << "\n" << s.out_text;
     EXPECT_TRUE(has(s.out_text, "nested deeper than 64 levels")) << s.out_text;
     EXPECT_TRUE(has(s.out_text, m + "/model.safetensors")) << s.out_text;
@@ -120,7 +120,7 @@ TEST(Hostile, Item02_HugeSizesInConfigJsonAreRefusedNamingTheKey) {
   for (const auto& [key, value] : cases) {
     const std::string m = copy_model(s, "huge_" + key);
     set_config_raw(m, key, value);
-    for (const std::string& cmd : {"inspect rope --model " + m, "inspect model --model " + m, "score --model " + m + " --text " + text}) {
+    for (const std::string cmd : {"inspect rope --model " + m, "inspect model --model " + m, "score --model " + m + " --text " + text}) {
       EXPECT_EQ(s.run(cmd), 1) << cmd << "\n" << s.out_text;
       EXPECT_TRUE(has(s.out_text, "key '" + key + "'")) << cmd << "\n" << s.out_text;
     }
@@ -141,7 +141,7 @@ TEST(Hostile, Item02_HugeSizesInConfigJsonAreRefusedNamingTheKey) {
 
 TEST(Hostile, Item03_AbsurdCountsAreRefusedBeforeAnyAllocation) {
   TinySetup s;
-  for (const std::string& flag : {"--samples 1099511627776", "--depths 5000000000", "--docs 99999999999"}) {
+  for (const std::string flag : {"--samples 1099511627776", "--depths 5000000000", "--docs 99999999999"}) {
     EXPECT_EQ(s.run("eval --model " + s.model() + " --tasks passkey --lengths 32 " + flag), 2) << flag << "\n" << s.out_text;
     EXPECT_TRUE(has(s.out_text, "must be <=")) << s.out_text;
     EXPECT_FALSE(has(s.out_text, "bad_alloc")) << s.out_text;
@@ -153,7 +153,7 @@ TEST(Hostile, Item03_AbsurdCountsAreRefusedBeforeAnyAllocation) {
 TEST(Hostile, Item04_AFifoInPlaceOfAFileIsRefusedNotWaitedOn) {
   TinySetup s;
   const std::string text = (s.dir.path / "corpus.txt").string();
-  for (const std::string& file : {"model.safetensors", "config.json", "tokenizer.model"}) {
+  for (const std::string file : {"model.safetensors", "config.json", "tokenizer.model"}) {
     const std::string m = copy_model(s, "fifo_model");
     fs::remove(m + "/" + file);
     ASSERT_EQ(::mkfifo((m + "/" + file).c_str(), 0644), 0);
@@ -161,7 +161,7 @@ TEST(Hostile, Item04_AFifoInPlaceOfAFileIsRefusedNotWaitedOn) {
         << file << "\n" << s.out_text;
     EXPECT_TRUE(has(s.out_text, "FIFO")) << file << "\n" << s.out_text;
   }
-  for (const std::string& file : {"tokens.bin", "meta.json", "index.bin"}) {
+  for (const std::string file : {"tokens.bin", "meta.json", "index.bin"}) {
     const std::string store = s.dir.str() + "/fifo_store";
     fs::remove_all(store);
     fs::copy(s.store(), store, fs::copy_options::recursive);
@@ -308,7 +308,7 @@ TEST(Hostile, Item07_AnEvalLengthThatCannotFitIsRefusedUpFront) {
   TinySetup s;
   // Beyond the 2^30 positions ropex handles: refused on any machine, before any prompt is built
   // (before the fix 2147483648 grew to 2-4 GB building its prompt).
-  for (const std::string& L : {"2147483648", "1073741825"}) {
+  for (const std::string L : {"2147483648", "1073741825"}) {
     EXPECT_EQ(s.run("eval --model " + s.model() + " --tasks passkey --lengths 32," + L, kTimeout), 1) << s.out_text;
     EXPECT_TRUE(has(s.out_text, "eval: --lengths: " + L + " is beyond the 1073741824 positions")) << s.out_text;
   }
@@ -330,7 +330,7 @@ TEST(Hostile, Item07_AnEvalLengthThatCannotFitIsRefusedUpFront) {
 
 TEST(Hostile, Item08_HeadDimZeroOrNegativeIsAnError) {
   TinySetup s;
-  for (const std::string& v : {"-1", "0", "-64"}) {
+  for (const std::string v : {"-1", "0", "-64"}) {
     const std::string m = copy_model(s, "head_dim" + v);
     set_config_raw(m, "head_dim", v);
     EXPECT_EQ(s.run("inspect model --model " + m), 1) << s.out_text;
@@ -359,7 +359,7 @@ TEST(Hostile, Item09_AParameterCountBeyondInt64IsAnErrorNotAWrappedNumber) {
 TEST(Hostile, Item10_NonFiniteFrequenciesAndResultsAreErrors) {
   TinySetup s;
   const std::string text = (s.dir.path / "corpus.txt").string();
-  for (const std::string& rope : {R"({"rope_type": "yarn", "factor": 4, "beta_fast": -32, "beta_slow": -64})",
+  for (const std::string rope : {R"({"rope_type": "yarn", "factor": 4, "beta_fast": -32, "beta_slow": -64})",
                                   R"({"rope_type": "yarn", "factor": 4, "beta_fast": 32, "beta_slow": 0})",
                                   R"({"rope_type": "yarn", "factor": 4, "attention_factor": -1})"}) {
     const std::string m = copy_model(s, "betas");
@@ -416,7 +416,7 @@ TEST(Hostile, Item11_TokenIdsBeyondTheVocabularyAreFoundBeforeTheFirstStep) {
 
 TEST(Hostile, Item12_AnEvalLengthBelowTwoIsRefused) {
   TinySetup s;
-  for (const std::string& L : {"1", "32,1"}) {
+  for (const std::string L : {"1", "32,1"}) {
     EXPECT_EQ(s.run("eval --model " + s.model() + " --tasks ppl --data " + s.store() + " --lengths " + L), 2) << s.out_text;
     EXPECT_TRUE(has(s.out_text, "eval: --lengths: 1 is too short")) << s.out_text;
     EXPECT_FALSE(has(s.out_text, "nan")) << s.out_text;
@@ -510,7 +510,7 @@ TEST(Hostile, Item14_NumberOverflowsAndDamagedNamesGiveMessagesWithFileAndKey) {
 
 TEST(Hostile, Item15_InspectModelShowsEveryRopeTypeRopexAccepts) {
   TinySetup s;
-  for (const std::string& rope : {R"({"rope_type": "ntk", "factor": 4})",
+  for (const std::string rope : {R"({"rope_type": "ntk", "factor": 4})",
                                   R"({"rope_type": "dynamic-yarn", "factor": 2, "original_max_position_embeddings": 32})"}) {
     const std::string m = copy_model(s, "rope_types");
     set_config_raw(m, "rope_scaling", rope);
@@ -531,7 +531,7 @@ TEST(Hostile, Item16_ExportFlagsAreCheckedWithClearMessages) {
   EXPECT_EQ(s.run("export --checkpoint " + ck + " --output " + s.dir.str() + "/e --max-shard-size 5XB"), 2) << s.out_text;
   EXPECT_TRUE(has(s.out_text, "unknown unit 'XB'")) << s.out_text;
   // Decimal sizes, as people write them: 0.00002GB is 20000 bytes, the same shards as "20000".
-  for (const std::string& size : {"0.00002GB", "20000"})
+  for (const std::string size : {"0.00002GB", "20000"})
     ASSERT_EQ(s.run("export --checkpoint " + ck + " --output " + s.dir.str() + "/e" + size + " --dtype float32 --max-shard-size " + size), 0)
         << s.out_text;
   std::vector<std::string> files;
