@@ -412,8 +412,9 @@ void check_store_tokenizer(const json& meta, const std::string& store_dir, const
   const std::string ours = file_fnv1a64(tokenizer_path);
   if (made_with["fnv1a64"] == ours) return;
   throw std::runtime_error("token store " + in_quotes(store_dir) + " was made with tokenizer " +
-                           made_with.value("path", std::string("?")) + " (fnv1a64 " + made_with["fnv1a64"].dump() +
-                           ", vocab_size " + made_with.value("vocab_size", json(nullptr)).dump() + ") but the model's is " +
+                           (made_with.contains("path") && made_with["path"].is_string() ? made_with["path"].get<std::string>() : "?") +
+                           " (fnv1a64 " + input::json_excerpt(made_with["fnv1a64"]) +
+                           ", vocab_size " + input::json_excerpt(made_with.value("vocab_size", json(nullptr))) + ") but the model's is " +
                            tokenizer_path + " (fnv1a64 \"" + ours + "\"): the same ids would be other pieces. Prepare "
                            "the store again with --tokenizer " + tokenizer_path);
 }

@@ -1,6 +1,8 @@
 // Config changes across a resume. See resume_check.h.
 #include "trainer/resume_check.h"
 
+#include "data/input/json.h"
+
 #include "trainer/log.h"
 
 #include <algorithm>
@@ -56,7 +58,7 @@ void check_config_changes(const std::vector<ConfigChange>& changes, const std::v
     const std::string section = c.key.substr(0, c.key.find('.'));
     const bool ok = !c.breaks_resume || std::find(accepted.begin(), accepted.end(), c.key) != accepted.end() ||
                     std::find(accepted.begin(), accepted.end(), section) != accepted.end();
-    const std::string line = cat(c.key, ": ", c.before.dump(), " -> ", c.now.dump());
+    const std::string line = cat(c.key, ": ", input::json_excerpt(c.before), " -> ", input::json_excerpt(c.now));
     if (!c.breaks_resume) log::info("config change since " + checkpoint + ": " + line);
     else if (ok) log::warn("config change since " + checkpoint + ": " + line + " (accepted: the run no longer equals a straight one)");
     else refused += "\n  " + line;
