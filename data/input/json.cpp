@@ -128,32 +128,21 @@ class CheckedBuilder {
 
 void excerpt_into(const json& v, int depth, size_t budget, std::string& out) {
   if (out.size() > budget) return;
-  if (v.is_object()) {
+  if (v.is_object() || v.is_array()) {
+    const bool object = v.is_object();
     if (depth >= 2) {
-      out += v.empty() ? "{}" : "{...}";
+      out += v.empty() ? (object ? "{}" : "[]") : (object ? "{...}" : "[...]");
       return;
     }
-    out += "{";
+    out += object ? '{' : '[';
     bool first = true;
     for (auto it = v.begin(); it != v.end() && out.size() <= budget; ++it) {
-      out += (first ? "" : ", ") + json(it.key()).dump(-1, ' ', false, json::error_handler_t::replace) + ": ";
+      if (!first) out += ", ";
       first = false;
+      if (object) out += json(it.key()).dump(-1, ' ', false, json::error_handler_t::replace) + ": ";
       excerpt_into(*it, depth + 1, budget, out);
     }
-    out += "}";
-  } else if (v.is_array()) {
-    if (depth >= 2) {
-      out += v.empty() ? "[]" : "[...]";
-      return;
-    }
-    out += "[";
-    bool first = true;
-    for (auto it = v.begin(); it != v.end() && out.size() <= budget; ++it) {
-      out += first ? "" : ", ";
-      first = false;
-      excerpt_into(*it, depth + 1, budget, out);
-    }
-    out += "]";
+    out += object ? '}' : ']';
   } else if (v.is_string()) {
     const auto& s = v.get_ref<const std::string&>();
     out += json(s.size() > budget ? s.substr(0, budget) : s).dump(-1, ' ', false, json::error_handler_t::replace);

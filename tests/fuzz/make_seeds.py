@@ -161,6 +161,7 @@ def run_config_seeds(out: Path) -> None:
         # The same with model.path at a folder that exists (validate() checks it) and a few --set lines.
         doc = json.loads(text)
         doc.setdefault("model", {})["path"] = "."
+        # Sample --set lines for the fuzzer to mutate: ordinary valid settings, not limits or tolerances.
         overrides = ["optim.lr=3e-4", "model.activation_checkpointing=2", "rope.extra={\"beta_fast\": 16}",
                      "run.name=123", "sampler.name=contiguous"]
         write(out, "run_config", "set_" + rel, jdump(doc).encode() + SEP + "\n".join(overrides).encode() + b"\n")
