@@ -36,6 +36,15 @@
 #                         same machine, same shapes, one table of ratios (runs/bench/DATE/table.md);
 #                         GPU: debug, TinyLlama-1.1B and Llama-2-7B shapes at 4K (+16K/32K), bf16;
 #                         CPU: the debug shape and bench/shapes/small.json in float32
+#   ./run.sh gpu-check [--cpu] [--out DIR] [--only STAGE,...]
+#                         the one prepared call that proves the CUDA path on a GPU node (builds
+#                         build/ropex only, then bench/gpu_check.py): environment and the GPU's
+#                         ceilings, fp32 parity, bf16 logits against transformers, SDPA backends,
+#                         train + resume on NCCL, bench against transformers; one table, and four
+#                         files in DIR (default runs/gpu-check/DATE-cuda|cpu): gpu-check.log,
+#                         table.md, summary.json, bench.jsonl. Stages: env, fp32-parity, bf16-vs-hf,
+#                         sdpa, train-resume, bench. --cpu: every stage's logic on the CPU (Gloo,
+#                         tiny shapes; a few minutes on 2 cores). Fails if any stage did not pass
 #   ./run.sh demo         the whole story on a CPU in under 10 minutes (after build): a tokenizer and
 #                         corpus from the Python standard library's sources, a tiny Llama pre-trained
 #                         at a 256-token window with passkey / key-value / copy examples mixed in,
@@ -266,6 +275,19 @@ build() {
   cmake --build "$BUILD" -j "$JOBS"
 }
 
+# The ropex binary alone (no tests): what gpu-check needs.
+build_ropex() {
+  if [[ "${ROPEX_SKIP_BUILD:-0}" == 1 ]]; then
+    [[ -x "$BUILD/ropex" ]] || die "ROPEX_SKIP_BUILD=1 but $BUILD/ropex does not exist (build it first: ./run.sh build)"
+    return 0
+  fi
+  setup
+  configure
+  log "building ropex with $JOBS jobs"
+  export CCACHE_SLOPPINESS="pch_defines,time_macros,include_file_mtime,include_file_ctime"
+  cmake --build "$BUILD" --target ropex -j "$JOBS"
+}
+
 run_tests() {
   build
   log "running tests"
@@ -474,6 +496,35 @@ bench() {
   done
   "$py" bench/compare.py "$out/ropex.jsonl" "$out/hf.jsonl" | tee "$out/table.md"
   log "table: $out/table.md"
+}
+
+# ---- gpu-check: bench/gpu_check.py, the prepared call for a GPU node (--cpu: its dry run) ----
+gpu_check() {
+  local cpu=0 out="" only=() kind=cuda
+  while (($#)); do
+    case "$1" in
+      --cpu) cpu=1; kind=cpu; shift ;;
+      --out) [[ $# -ge 2 && -n "$2" ]] || die "--out expects a folder"; out="$2"; shift 2 ;;
+      --only) [[ $# -ge 2 && -n "$2" ]] || die "--only expects STAGE,... (env, fp32-parity, bf16-vs-hf, sdpa, train-resume, bench)"
+              only=(--only "$2"); shift 2 ;;
+      *) die "gpu-check: unknown option '$1' (expected --cpu, --out DIR, --only STAGE,...)" ;;
+    esac
+  done
+  build_ropex >&2
+  use_python   # (ROPEX_PYTHON as an absolute path also when the build step is skipped)
+  local py="${ROPEX_PYTHON:-$VENV/bin/python}"
+  if ((!cpu)) && ! "$py" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+    die "gpu-check: no GPU visible to $py (torch.cuda.is_available() is false); for the CPU dry run: ./run.sh gpu-check --cpu"
+  fi
+  if [[ -n "$out" ]]; then out="$(abspath "$out")"
+  else out="$ROOT/runs/gpu-check/$(date +%Y%m%d-%H%M%S)-$kind"
+  fi
+  local flags=("${only[@]}")
+  ((cpu)) && flags+=(--cpu)
+  log "gpu-check on $kind: files in $out"
+  local rc=0
+  "$py" "$ROOT/bench/gpu_check.py" --ropex "$BUILD/ropex" --out "$out" "${flags[@]}" || rc=$?
+  return "$rc"
 }
 
 # ---- demo ----
@@ -762,6 +813,7 @@ case "$cmd" in
   demo) demo "$@" ;;
   repro) repro "$@" ;;
   bench) bench "$@" ;;
+  gpu-check) gpu_check "$@" ;;
   help|-h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" ;;
-  *) die "unknown command '$cmd' (expected setup, build, configure, bundle-deps, test, fuzz, sanitize, train, eval, debug-tiny, bench, demo or repro)" ;;
+  *) die "unknown command '$cmd' (expected setup, build, configure, bundle-deps, test, fuzz, sanitize, train, eval, debug-tiny, bench, gpu-check, demo or repro)" ;;
 esac

@@ -12,12 +12,7 @@ LlamaRMSNormImpl::LlamaRMSNormImpl(int64_t dim, double eps_, const at::TensorOpt
   weight = register_parameter("weight", at::empty({dim}, options));
 }
 
-at::Tensor LlamaRMSNormImpl::forward(const at::Tensor& x) {
-  at::Tensor h = x.to(at::kFloat);
-  at::Tensor variance = h.pow(2).mean(-1, /*keepdim=*/true);
-  h = h * at::rsqrt(variance + eps);
-  return weight * h.to(x.scalar_type());
-}
+at::Tensor LlamaRMSNormImpl::forward(const at::Tensor& x) { return rms_norm(x, weight, eps, kernel); }
 
 LlamaMLPImpl::LlamaMLPImpl(const LlamaConfig& c, const at::TensorOptions& options) {
   auto lin = [&](int64_t in, int64_t out) { return Linear(in, out, c.mlp_bias, options); };
@@ -114,6 +109,11 @@ LlamaForCausalLMImpl::LlamaForCausalLMImpl(LlamaConfig c, const at::TensorOption
   model = register_module("model", LlamaModel(cfg_, options));
   if (!cfg_.tie_word_embeddings) lm_head = register_module("lm_head", Linear(cfg_.hidden_size, cfg_.vocab_size, false, options));
   rope_ = compute_rope_params(cfg_);
+}
+
+void LlamaForCausalLMImpl::set_norm_kernel(NormKernel k) {
+  for (auto& m : modules(/*include_self=*/false))
+    if (auto* norm = m->as<LlamaRMSNorm>()) norm->kernel = k;
 }
 
 void LlamaForCausalLMImpl::set_rope(const RopeScaling& rope, int64_t max_position_embeddings) {

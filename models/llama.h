@@ -1,6 +1,6 @@
 // LlamaForCausalLM in LibTorch with Hugging Face's module names, so named_parameters() are the
 // checkpoint keys (model.layers.N.self_attn.q_proj.weight, ...). RMSNorm in HF's order (normalise
-// in float32, cast back, multiply by the weight), SwiGLU MLP, GQA, explicit or derived head_dim,
+// in float32, cast back, multiply by the weight) or fused (models/rms_norm.h), SwiGLU MLP, GQA, explicit or derived head_dim,
 // tied or untied embeddings, optional attention/MLP biases.
 //
 // The model is single-device and knows nothing of data, distribution or checkpoints:
@@ -10,6 +10,7 @@
 #include "models/attention.h"
 #include "models/layers.h"
 #include "models/llama_config.h"
+#include "models/rms_norm.h"
 #include "models/rope.h"
 
 #include <torch/nn/module.h>
@@ -22,6 +23,7 @@ struct LlamaRMSNormImpl : torch::nn::Module {
   at::Tensor forward(const at::Tensor& x);
   at::Tensor weight;  // [dim]
   double eps;
+  NormKernel kernel = NormKernel::automatic;  // fused on CUDA, HF's order elsewhere
 };
 TORCH_MODULE(LlamaRMSNorm);
 
@@ -104,6 +106,8 @@ struct LlamaForCausalLMImpl : torch::nn::Module {
   // with one generator).
   static void init_parameter(const std::string& name, at::Tensor& param, double initializer_range, at::Generator& gen);
   const LlamaConfig& config() const { return cfg_; }
+  // The RMSNorm kernel of every norm (models/rms_norm.h; default auto).
+  void set_norm_kernel(NormKernel k);
   // Replace the rope scaling (e.g. for a run that extends the context); recomputes frequencies.
   void set_rope(const RopeScaling& rope, int64_t max_position_embeddings);
 

@@ -6,6 +6,7 @@
 // memory, model FLOPs per token and MFU (formula in bench/FLOPS.md).
 #include "models/llama.h"
 #include "models/lm_loss.h"
+#include "models/sdpa_backends.h"
 #include "trainer/cli.h"
 #include "trainer/commands.h"
 #include "trainer/device.h"
@@ -89,6 +90,9 @@ int cmd_bench(const Args& argv) {
       .option("dtype", "bfloat16|float32", "compute dtype (bf16: float32 master weights in the optimizer)", "bfloat16")
       .option("device", "cpu|cuda", "where to run", "cuda")
       .option("attention", "sdpa|reference", "attention implementation", "sdpa")
+      .option("sdpa-backends", "ORDER", "SDPA backend order: auto (cudnn,flash,efficient,math), torch, or a list", "auto")
+      .option("norm", "auto|reference|fused", "RMSNorm kernel (auto: fused on CUDA)", "auto")
+      .option("optim-kernel", "auto|reference|fused", "AdamW kernel (auto: fused on CUDA)", "auto")
       .option("warmup", "N", "untimed steps first", "3")
       .option("steps", "N", "timed steps", "10")
       .option("breakdown-steps", "N", "extra steps timed phase by phase (synchronising between phases)", "3")
@@ -121,6 +125,15 @@ int cmd_bench(const Args& argv) {
   cfg.max_position_embeddings = std::max(cfg.max_position_embeddings, T);
   const at::Device dev = parse_device(args.get("device"));
   const at::ScalarType dtype = parse_dtype_name(args.get("dtype"));
+  NormKernel norm;
+  OptimKernel optim_kernel;
+  try {
+    norm = parse_norm_kernel(args.get("norm"));
+    optim_kernel = parse_optim_kernel(args.get("optim-kernel"));
+    set_sdpa_order(args.get("sdpa-backends"));
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(std::string("bench: ") + e.what());
+  }
   const int64_t ckpt_every_arg = args.get_int("ckpt-every"), loss_chunk = args.get_int("loss-chunk");
   if (ckpt_every_arg < 0 || loss_chunk < 0)
     throw UsageError("bench: --ckpt-every and --loss-chunk must be >= 0, got " + std::to_string(ckpt_every_arg) + " and " +
@@ -144,6 +157,7 @@ int cmd_bench(const Args& argv) {
   try {
     LlamaForCausalLM model(cfg, at::TensorOptions().device(dev).dtype(dtype));
     model->init_weights(0);
+    model->set_norm_kernel(norm);
     model->train();
     std::vector<std::pair<std::string, at::Tensor>> named;
     int64_t n_params = 0;
@@ -153,10 +167,16 @@ int cmd_bench(const Args& argv) {
     }
     Distributed one_rank(DistEnv{}, dev.is_cuda() ? "nccl" : "gloo", std::chrono::seconds(60));  // world 1: no collectives
     const std::unique_ptr<DataParallelOptimizer> opt = make_data_parallel_optimizer(
-        one_rank, named, {.lr = 1e-5, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.0}, /*zero_stage=*/0,
+        one_rank, named, {.lr = 1e-5, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.0, .kernel = optim_kernel},
+        /*zero_stage=*/0,
         int64_t{25} << 20, dtype);
     opt->attach();
     res["params"] = n_params;
+    res["kernels"] = {{"norm", norm_kernel_name(resolve_norm_kernel(norm, dev))},
+                      {"optimizer", fused_optim_kernel(optim_kernel, dev) ? "fused" : "reference"},
+                      {"attention", args.get("attention")}, {"sdpa_order", sdpa_order()},
+                      {"sdpa_choice", sdpa_choice(B, cfg.num_attention_heads, cfg.num_key_value_heads, T,
+                                                  cfg.resolved_head_dim(), dtype, dev)}};
     ForwardOptions fo;
     fo.attention = parse_attention_backend(args.get("attention"));
     fo.checkpoint_every = ckpt_every;

@@ -20,4 +20,5 @@ int cmd_eval(const Args& args);        // perplexity by length, passkey, kv retr
 int cmd_make_tasks(const Args& args);  // retrieval examples as training documents
 int cmd_bench(const Args& args);       // training-step throughput, memory, MFU
 int cmd_plan(const Args& args);        // per-rank memory and step cost of a run config
+int cmd_device_check(const Args& args);  // the C++ stages of the GPU check
 }  // namespace ropex

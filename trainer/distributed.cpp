@@ -3,6 +3,7 @@
 
 #include "trainer/log.h"
 
+#include <torch/csrc/distributed/c10d/HashStore.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -72,6 +73,14 @@ DistEnv read_dist_env() {
   return e;
 }
 
+bool nccl_built() {
+#ifdef ROPEX_WITH_NCCL
+  return true;
+#else
+  return false;
+#endif
+}
+
 struct Distributed::Impl {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::Backend> backend;
@@ -91,7 +100,14 @@ struct Distributed::Impl {
 Distributed::Distributed(const DistEnv& env_in, const std::string& backend, std::chrono::seconds timeout)
     : env_(env_in), impl_(std::make_unique<Impl>()) {
   impl_->name = backend;
-  if (env_.world == 1) return;
+  if (env_.world == 1 && !env_.collectives_with_one_rank) return;
+  if (env_.world == 1) {
+    // One rank with a real backend: nobody to meet, so an in-process store and no port.
+    impl_->store = c10::make_intrusive<c10d::HashStore>();
+    make_backend(backend, timeout);
+    log::info(cat("one rank with the ", backend, " backend: every collective runs through it (distributed.collectives_with_one_rank)"));
+    return;
+  }
   const std::string where = cat(env_.master_addr, ":", env_.master_port);
   const bool server = !env_.agent_store && env_.rank == 0;
   const std::string defaults = ropex::env("MASTER_ADDR") && ropex::env("MASTER_PORT")
@@ -154,6 +170,11 @@ Distributed::Distributed(const DistEnv& env_in, const std::string& backend, std:
                                  e.what_without_backtrace(), "): rank 0, which serves it, may have stopped (its log says "
                                  "why), or another job is using that port (then set MASTER_PORT to a free one)"));
   }
+  make_backend(backend, timeout);
+  log::info(cat("rank ", env_.rank, "/", env_.world, " joined (", backend, ", master ", env_.master_addr, ":", env_.master_port, ")"));
+}
+
+void Distributed::make_backend(const std::string& backend, std::chrono::seconds timeout) {
   if (backend == "gloo") {
     auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
     const char* iface = std::getenv("GLOO_SOCKET_IFNAME");
@@ -173,13 +194,14 @@ Distributed::Distributed(const DistEnv& env_in, const std::string& backend, std:
   } else {
     throw std::invalid_argument("unknown distributed backend '" + backend + "' (expected gloo or nccl)");
   }
-  log::info(cat("rank ", env_.rank, "/", env_.world, " joined (", backend, ", master ", env_.master_addr, ":", env_.master_port, ")"));
 }
+
+bool Distributed::has_backend() const { return static_cast<bool>(impl_->backend); }
 
 Distributed::~Distributed() = default;
 
 void Distributed::allreduce_sum(at::Tensor& t) {
-  if (env_.world == 1) return;
+  if (!impl_->backend) return;
   std::vector<at::Tensor> v{t};
   impl_->wait(impl_->backend->allreduce(v, c10d::AllreduceOptions{}), "all-reduce");
 }
@@ -193,7 +215,7 @@ void PendingCollective::wait() {
 
 PendingCollective Distributed::allreduce_sum_async(at::Tensor& t) {
   PendingCollective p;
-  if (env_.world == 1) return p;
+  if (!impl_->backend) return p;
   std::vector<at::Tensor> v{t};
   auto work = impl_->backend->allreduce(v, c10d::AllreduceOptions{});
   Impl* impl = impl_.get();
@@ -210,7 +232,7 @@ PendingCollective Distributed::reduce_scatter_sum(at::Tensor& out, at::Tensor& i
                   in.scalar_type() == out.scalar_type(),
               "reduce_scatter_sum: expects contiguous tensors of one dtype with in = world x out elements");
   PendingCollective p;
-  if (env_.world == 1) {
+  if (!impl_->backend) {
     out.copy_(in);
     return p;
   }
@@ -227,7 +249,7 @@ PendingCollective Distributed::allgather(at::Tensor& out, at::Tensor& in) {
                   in.scalar_type() == out.scalar_type(),
               "allgather: expects contiguous tensors of one dtype with out = world x in elements");
   PendingCollective p;
-  if (env_.world == 1) {
+  if (!impl_->backend) {
     out.copy_(in);
     return p;
   }
@@ -238,7 +260,7 @@ PendingCollective Distributed::allgather(at::Tensor& out, at::Tensor& in) {
 }
 
 void Distributed::broadcast(at::Tensor& t, int root) {
-  if (env_.world == 1) return;
+  if (!impl_->backend) return;
   std::vector<at::Tensor> v{t};
   c10d::BroadcastOptions o;
   o.rootRank = root;
@@ -246,7 +268,7 @@ void Distributed::broadcast(at::Tensor& t, int root) {
 }
 
 void Distributed::barrier() {
-  if (env_.world == 1) return;
+  if (!impl_->backend) return;
   // A tiny all-reduce is a barrier on every backend without device-binding caveats.
   at::Tensor t = at::zeros({1}, impl_->name == "nccl" ? at::Device(at::kCUDA, env_.local_rank) : at::Device(at::kCPU));
   allreduce_sum(t);
@@ -254,7 +276,7 @@ void Distributed::barrier() {
 }
 
 void Distributed::broadcast_params(const std::vector<at::Tensor>& params) {
-  if (env_.world == 1) return;
+  if (!impl_->backend) return;
   at::NoGradGuard ng;
   for (const auto& p : params) {
     at::Tensor t = p.detach();
@@ -353,8 +375,8 @@ struct GradReducer::Impl {
   static constexpr size_t kInFlight = 2;
   std::deque<Bucket*> in_flight;
 
-  // Stage 0 needs no reduction on one rank; the sharded stages still produce grad_shard.
-  bool idle() const { return stage == 0 && dist->world() == 1; }
+  // Stage 0 needs no reduction on one rank without a backend; the sharded stages still produce grad_shard.
+  bool idle() const { return stage == 0 && !dist->has_backend(); }
 
   void add_bucket(Bucket b) {
     for (size_t i : b.members) bucket_of[i] = buckets.size();
@@ -416,7 +438,7 @@ GradReducer::GradReducer(Distributed& dist, const std::vector<at::Tensor>& param
     : impl_(std::make_unique<Impl>()) {
   impl_->dist = &dist;
   impl_->params = params;
-  if (dist.world() == 1) return;
+  if (!dist.has_backend()) return;
   impl_->bucket_of.resize(params.size());
   std::vector<int64_t> bytes;
   std::vector<int> kind;

@@ -1,6 +1,8 @@
 // The only user of torch's c10d: process-group setup from the launcher's environment (torchrun,
 // Slurm, or `./run.sh train --nproc N`), and the few collectives training needs. Gloo on CPU,
-// NCCL on CUDA. World size 1 needs no store and no backend: every collective is then a no-op.
+// NCCL on CUDA. World size 1 needs no store and no backend: every collective is then a no-op,
+// unless DistEnv::collectives_with_one_rank asks for the backend anyway (an in-process store, every
+// collective run for real: how one GPU proves the NCCL path, ./run.sh gpu-check).
 //
 // Environment read: RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT,
 // TORCHELASTIC_USE_AGENT_STORE (torchrun's agent hosts the TCPStore: every rank connects as a client),
@@ -30,8 +32,13 @@ struct DistEnv {
   // says. Store keys are prefixed
   // with it, so ranks of two launches that reach one port are not counted together.
   std::string job_id;
+  // With one rank: make the backend and run every collective through it anyway (distributed.
+  // collectives_with_one_rank; not read from the environment).
+  bool collectives_with_one_rank = false;
 };
 DistEnv read_dist_env();  // throws naming the variable when a value is malformed
+// Whether this binary has NCCL process groups (nccl.h was found when it was configured).
+bool nccl_built();
 
 // A collective started asynchronously. wait() before reading its output: on NCCL it makes the current
 // stream wait for the collective (no host synchronisation), on Gloo it blocks until it is done. A
@@ -57,6 +64,7 @@ class Distributed {
   int world() const { return env_.world; }
   const DistEnv& env() const { return env_; }
   bool is_main() const { return env_.rank == 0; }
+  bool has_backend() const;  // false for one rank without collectives_with_one_rank
 
   void allreduce_sum(at::Tensor& t);                  // in place
   // Flat collectives on contiguous tensors of one dtype and device, started asynchronously.
@@ -79,6 +87,7 @@ class Distributed {
 
  private:
   friend class GradReducer;
+  void make_backend(const std::string& backend, std::chrono::seconds timeout);
   struct Impl;
   DistEnv env_;
   std::unique_ptr<Impl> impl_;

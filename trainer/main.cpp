@@ -2,6 +2,7 @@
 // (trainer/commands.h) and turns exceptions into readable messages and exit codes.
 #include "trainer/cli.h"
 #include "trainer/commands.h"
+#include "trainer/cuda_allocator.h"
 #include "trainer/log.h"
 
 #include <c10/util/Exception.h>
@@ -30,6 +31,7 @@ const std::map<std::string, Command>& commands() {
       {"train-tokenizer", {ropex::cmd_train_tokenizer, "train a SentencePiece tokenizer (Llama conventions)"}},
       {"new-model", {ropex::cmd_new_model, "write a randomly initialised Llama as an HF directory"}},
       {"bench", {ropex::cmd_bench, "time the training step (tokens/s, MFU, peak memory) on random data"}},
+      {"device-check", {ropex::cmd_device_check, "the GPU check's C++ stages: env, float32 parity of the fast paths, logits, SDPA backends"}},
       {"plan", {ropex::cmd_plan, "per-rank memory, tokens and FLOPs per step of a run config, and whether it fits the GPUs"}},
       {"eval", {ropex::cmd_eval, "perplexity by length, passkey and key-value retrieval, with tables and pictures"}},
       {"make-tasks", {ropex::cmd_make_tasks, "write passkey / key-value retrieval examples as training documents"}},
@@ -54,6 +56,7 @@ int main(int argc, char** argv) {
   // parameter job of bench/checkpoint_memory.sh: peak RSS 2.41-2.50 -> 2.16 GiB per rank, steps
   // about 4% slower. MALLOC_MMAP_THRESHOLD_ in the environment wins.
   if (!std::getenv("MALLOC_MMAP_THRESHOLD_")) mallopt(M_MMAP_THRESHOLD, 4 << 20);
+  ropex::choose_cuda_allocator_settings();  // before any CUDA allocation (trainer/cuda_allocator.h)
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
     print_usage(argc < 2 ? std::cerr : std::cout);
     return argc < 2 ? 2 : 0;

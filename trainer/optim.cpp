@@ -1,10 +1,32 @@
 // AdamW, clipping and schedules. See optim.h.
 #include "trainer/optim.h"
 
+#include "trainer/adamw_fused.h"
+
 #include <cmath>
 #include <stdexcept>
 
 namespace ropex {
+
+OptimKernel parse_optim_kernel(const std::string& name) {
+  if (name == "auto") return OptimKernel::automatic;
+  if (name == "reference") return OptimKernel::reference;
+  if (name == "fused") return OptimKernel::fused;
+  throw std::invalid_argument("unknown optimizer kernel '" + name + "' (expected auto, reference or fused)");
+}
+
+const char* optim_kernel_name(OptimKernel k) {
+  switch (k) {
+    case OptimKernel::automatic: return "auto";
+    case OptimKernel::reference: return "reference";
+    case OptimKernel::fused: return "fused";
+  }
+  return "?";
+}
+
+bool fused_optim_kernel(OptimKernel k, const at::Device& device) {
+  return k == OptimKernel::fused || (k == OptimKernel::automatic && device.is_cuda());
+}
 
 bool decays(const std::string& n) {
   const bool bias = n.size() >= 5 && n.compare(n.size() - 5, 5, ".bias") == 0;
@@ -47,6 +69,7 @@ void adamw_update(const at::Tensor& master, const at::Tensor& exp_avg, const at:
 
 void AdamW::step(double lr) {
   at::NoGradGuard ng;
+  if (!params_.empty() && fused_optim_kernel(opts_.kernel, params_[0].second.device())) return step_fused(lr);
   ++step_;
   const double bias1 = 1 - std::pow(opts_.beta1, static_cast<double>(step_));
   const double bias2_sqrt = std::sqrt(1 - std::pow(opts_.beta2, static_cast<double>(step_)));
@@ -58,6 +81,22 @@ void AdamW::step(double lr) {
     adamw_update(s.master, s.exp_avg, s.exp_avg_sq, g, lr, opts_, bias1, bias2_sqrt, s.decay);
     if (!s.master.is_same(p)) p.copy_(s.master);  // lower-precision model: cast the master down
   }
+}
+
+void AdamW::step_fused(double lr) {
+  ++step_;
+  // Parameters in a lower precision get their masters back once their batch is updated.
+  FusedAdamW fused(lr, opts_, step_, [this](const std::vector<int64_t>& done) {
+    for (int64_t i : done)
+      if (!slots_[i].master.is_same(params_[i].second)) params_[i].second.copy_(slots_[i].master);
+  });
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const at::Tensor& p = params_[i].second;
+    if (!p.grad().defined()) continue;
+    Slot& s = slots_[i];
+    fused.add(s.master, s.exp_avg, s.exp_avg_sq, p.grad(), s.decay, static_cast<int64_t>(i));
+  }
+  fused.flush();
 }
 
 OptimizerMemory AdamW::memory() const {

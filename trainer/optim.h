@@ -6,6 +6,11 @@
 // Precision: with a bfloat16/float16 model the optimizer holds a float32 master copy of every
 // parameter; gradients are cast up, the update runs in float32 on the master, and the result is
 // cast down into the model. With a float32 model the parameters are their own masters.
+//
+// Kernels (AdamWOptions::kernel): `reference` updates tensor by tensor with torch.optim.AdamW's
+// single-tensor sequence of operations; `fused` hands lists of tensors to at::_fused_adamw_
+// (trainer/adamw_fused.h), one kernel launch for many parameters on CUDA; `auto` is fused on CUDA
+// and the reference on the CPU. Both update the same float32 state and agree to float32 rounding.
 #pragma once
 #include <ATen/ATen.h>
 
@@ -16,8 +21,15 @@
 
 namespace ropex {
 
+enum class OptimKernel { automatic, reference, fused };
+OptimKernel parse_optim_kernel(const std::string& name);  // auto | reference | fused; throws naming the value
+const char* optim_kernel_name(OptimKernel k);
+// Whether kernel `k` runs fused for state on `device` (auto: on CUDA).
+bool fused_optim_kernel(OptimKernel k, const at::Device& device);
+
 struct AdamWOptions {
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+  OptimKernel kernel = OptimKernel::automatic;
 };
 
 // Norm weights and biases get no weight decay.
@@ -84,6 +96,7 @@ class AdamW {
     at::Tensor master, exp_avg, exp_avg_sq;  // float32, on the parameter's device
     bool decay = true;
   };
+  void step_fused(double lr);
   std::vector<std::pair<std::string, at::Tensor>> params_;
   std::vector<Slot> slots_;
   AdamWOptions opts_;

@@ -15,7 +15,8 @@ namespace {
 bool free_to_change(const std::string& key) {
   static const std::vector<std::string> free_keys = {
       "run.name", "run.output_dir", "run.log_level", "run.stop_after", "model.device", "model.attention",
-      "model.activation_checkpointing", "model.loss_chunk_tokens", "eval.every"};
+      "model.sdpa_backends", "model.norm", "model.activation_checkpointing", "model.loss_chunk_tokens", "optim.kernel",
+      "eval.every"};
   // batch.*: how the global batch is split over micro-batches, accumulation and ranks; the global
   // batch itself, which fixes the data order, is checked by load_checkpoint (trainer/checkpoint.h).
   static const std::vector<std::string> free_sections = {"checkpoint", "export", "distributed", "logging", "batch"};

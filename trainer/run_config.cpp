@@ -3,6 +3,7 @@
 
 #include "models/llama.h"
 #include "models/safetensors.h"
+#include "models/sdpa_backends.h"
 
 #include <filesystem>
 
@@ -23,6 +24,14 @@ void RunConfig::bind(ConfigSchema& s) {
         {"auto", "float32", "bfloat16"});
   s.add("model.device", &model.device, "auto = cuda:LOCAL_RANK when CUDA is available, else cpu", {"auto", "cpu", "cuda"});
   s.add("model.attention", &model.attention, "attention kernel", {"sdpa", "reference"});
+  s.add("model.sdpa_backends", &model.sdpa_backends,
+        "order in which SDPA tries its backends: auto = cudnn,flash,efficient,math (cuDNN attention first; a backend "
+        "that cannot run the shape is skipped), torch = ATen's own order, or a comma-separated list of cudnn, flash, "
+        "efficient, math");
+  s.add("model.norm", &model.norm,
+        "RMSNorm kernel: auto = fused (at::rms_norm, one kernel forward and backward) on CUDA and transformers' order "
+        "(normalise in float32, cast, multiply) on the CPU; reference = transformers' order everywhere",
+        {"auto", "reference", "fused"});
   s.add("model.activation_checkpointing", &model.activation_checkpointing,
         "recompute decoder layers in backward instead of storing their activations: true = every layer, false = none, "
         "k = layers 0, k, 2k, ... (memory between the two; `ropex plan` shows it)");
@@ -65,6 +74,11 @@ void RunConfig::bind(ConfigSchema& s) {
         "skip up to N consecutive steps whose loss or gradient norm is not finite (weights, moments and AdamW's step "
         "count untouched; the batch is consumed), then stop naming the step; 0 = stop at the first", 0);
 
+  s.add("optim.kernel", &optim.kernel,
+        "AdamW update: auto = fused (at::_fused_adamw_ over many tensors per call) on CUDA, reference (tensor by "
+        "tensor, torch.optim.AdamW's sequence of operations) on the CPU; both keep float32 masters and moments",
+        {"auto", "reference", "fused"});
+
   s.add("schedule.type", &schedule.type, "learning-rate schedule after warmup", {"constant", "linear", "cosine"});
   s.add("schedule.warmup_steps", &schedule.warmup_steps, "linear warmup steps", 0);
   s.add("schedule.steps", &schedule.steps, "optimizer steps in the run", 1);
@@ -105,6 +119,10 @@ void RunConfig::bind(ConfigSchema& s) {
         "ranks (gradients reduce-scattered, updated weights all-gathered); 2 = also the reduced gradients "
         "(whole gradients freed after the reduction). Checkpoints are the same for every stage and resume with any",
         0, 2);
+
+  s.add("distributed.collectives_with_one_rank", &distributed.collectives_with_one_rank,
+        "with one rank, still make the backend (an in-process store) and run every collective through it: a check "
+        "of NCCL or Gloo on one GPU or CPU (./run.sh gpu-check); off, one rank skips them");
 
   s.add("logging.every", &logging.every, "console line every N steps", 1);
   s.add("logging.progress", &logging.progress, "progress bar (auto = when stderr is a terminal)", {"auto", "on", "off"});
@@ -159,6 +177,11 @@ void RunConfig::validate(const std::string& source) const {
   if (rope.type != "keep" && rope.type != "default" && rope.target_len == 0 && rope.factor == 0)
     fail("rope.target_len", "rope.type '" + rope.type + "' needs rope.target_len (or rope.factor)");
   if (!rope.extra.is_object()) fail("rope.extra", "must be a JSON object of HF rope keys");
+  try {
+    parse_sdpa_order(model.sdpa_backends);
+  } catch (const std::exception& e) {
+    fail("model.sdpa_backends", e.what());
+  }
   // Checked now, not when the export runs after all of training.
   try {
     st::parse_size(export_.max_shard_size);

@@ -27,6 +27,8 @@ struct RunConfig {
     std::string dtype = "auto";      // auto | float32 | bfloat16
     std::string device = "auto";     // auto | cpu | cuda
     std::string attention = "sdpa";  // sdpa | reference
+    std::string sdpa_backends = "auto";  // auto | torch | a list such as cudnn,flash,efficient,math
+    std::string norm = "auto";       // auto | reference | fused (models/rms_norm.h)
     EveryKth activation_checkpointing;  // decoder layers recomputed in backward: none, all, every k-th
     int64_t loss_chunk_tokens = 1024;  // rows of logits made at a time by the loss; 0 = all at once
   } model;
@@ -44,6 +46,7 @@ struct RunConfig {
   struct Optim {
     double lr = 2e-5, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.0, grad_clip = 1.0;
     int64_t skip_nonfinite = 0;      // consecutive non-finite steps skipped before stopping (0 = stop at the first)
+    std::string kernel = "auto";     // auto | reference | fused (trainer/adamw_fused.h)
   } optim;
   struct Schedule {
     std::string type = "linear";     // constant | linear | cosine
@@ -77,6 +80,7 @@ struct RunConfig {
     int64_t timeout_s = 300;
     double bucket_mb = 25;
     int64_t zero_stage = 0;          // 0 replicated optimizer | 1 sharded optimizer state | 2 + sharded gradients
+    bool collectives_with_one_rank = false;  // one rank still makes the backend and runs every collective
   } distributed;
   struct Logging {
     int64_t every = 1;

@@ -4,6 +4,7 @@
 #include "data/prepare.h"
 #include "data/tokenizer.h"
 #include "models/hf_checkpoint.h"
+#include "models/sdpa_backends.h"
 #include "trainer/checkpoint.h"
 #include "trainer/distributed.h"
 #include "trainer/log.h"
@@ -190,6 +191,25 @@ struct Job {
   std::vector<Batch> eval_set;
 };
 
+// Which kernels the step runs (models/rms_norm.h, models/sdpa_backends.h, trainer/adamw_fused.h),
+// with the SDPA backend ATen picks for this run's attention shape.
+std::string kernel_summary(const RunConfig& cfg, const LlamaConfig& mc, const at::Device& dev, at::ScalarType dtype) {
+  std::string attention = "reference attention";
+  if (cfg.model.attention == "sdpa") {
+    std::string choice;
+    try {
+      choice = sdpa_choice(cfg.batch.micro_batch_size, mc.num_attention_heads, mc.num_key_value_heads, cfg.data.train_len,
+                           mc.resolved_head_dim(), dtype, dev);
+    } catch (const c10::Error& e) {
+      choice = cat("unknown (", e.what_without_backtrace(), ")");
+    }
+    attention = cat("SDPA runs ", choice, " for [", cfg.batch.micro_batch_size, ", ", mc.num_attention_heads, ", ",
+                    cfg.data.train_len, ", ", mc.resolved_head_dim(), "] (order ", sdpa_order(), ")");
+  }
+  return cat("kernels: ", attention, "; RMSNorm ", norm_kernel_name(resolve_norm_kernel(parse_norm_kernel(cfg.model.norm), dev)),
+             "; AdamW ", fused_optim_kernel(parse_optim_kernel(cfg.optim.kernel), dev) ? "fused" : "reference");
+}
+
 void setup_model_and_optimizer(Job& job) {
   const RunConfig& cfg = job.cfg;
   const at::ScalarType dtype = compute_dtype(cfg, job.dev);
@@ -208,6 +228,8 @@ void setup_model_and_optimizer(Job& job) {
     load_weights(job.model, *weights);
   }
   job.model->set_rope(rope, max_pos);
+  job.model->set_norm_kernel(parse_norm_kernel(cfg.model.norm));
+  set_sdpa_order(cfg.model.sdpa_backends);
   job.model->train();
   std::vector<at::Tensor> params;
   std::vector<std::pair<std::string, at::Tensor>> named;
@@ -231,7 +253,7 @@ void setup_model_and_optimizer(Job& job) {
   job.opt = make_data_parallel_optimizer(
       *job.dist, named,
       {.lr = cfg.optim.lr, .beta1 = cfg.optim.beta1, .beta2 = cfg.optim.beta2, .eps = cfg.optim.eps,
-       .weight_decay = cfg.optim.weight_decay},
+       .weight_decay = cfg.optim.weight_decay, .kernel = parse_optim_kernel(cfg.optim.kernel)},
       zero_stage, static_cast<int64_t>(cfg.distributed.bucket_mb * (1 << 20)), dtype, weights ? &masters : nullptr);
   job.opt->attach();
   const OptimizerMemory m = job.opt->memory();
@@ -248,6 +270,7 @@ void setup_model_and_optimizer(Job& job) {
   job.fo.attention = parse_attention_backend(cfg.model.attention);
   job.fo.checkpoint_every = cfg.model.activation_checkpointing.every;
   job.fo.loss_chunk_tokens = cfg.model.loss_chunk_tokens;
+  log::info(kernel_summary(cfg, mc, job.dev, dtype));
   (void)target_len;
 }
 
@@ -284,6 +307,7 @@ std::string run_summary(const RunConfig& cfg, int world) {
 Job setup(const RunConfig& cfg, const nlohmann::json& resolved, const std::vector<std::string>& accepted_changes) {
   Job job{cfg, resolved};
   job.env = read_dist_env();
+  job.env.collectives_with_one_rank = cfg.distributed.collectives_with_one_rank;
   if (job.env.world > 1) log::set_rank(job.env.rank);
   log::set_level(log::parse_level(cfg.run.log_level));
   job.dev = pick_device(cfg, job.env);

@@ -1,6 +1,7 @@
 // Replicated (stage 0) and sharded (ZeRO stages 1-2) optimizers over data-parallel ranks. See zero.h.
 #include "trainer/zero.h"
 
+#include "trainer/adamw_fused.h"
 #include "trainer/log.h"
 
 #include <cmath>
@@ -109,6 +110,18 @@ class Sharded final : public DataParallelOptimizer {
     const double bias1 = 1 - std::pow(opts_.beta1, static_cast<double>(step_));
     const double bias2_sqrt = std::sqrt(1 - std::pow(opts_.beta2, static_cast<double>(step_)));
     const at::Tensor& grad = reducer_->grad_shard();
+    if (fused_optim_kernel(opts_.kernel, master_.device())) {
+      // Stretches handed to the fused kernel in groups (trainer/adamw_fused.h); the parameters are
+      // published from the masters once all are updated, as below.
+      FusedAdamW fused(lr, opts_, step_, nullptr);
+      for (const auto& s : layout_.segments)
+        fused.add(master_.narrow(0, s.shard_offset, s.length), exp_avg_.narrow(0, s.shard_offset, s.length),
+                  exp_avg_sq_.narrow(0, s.shard_offset, s.length), grad.narrow(0, s.shard_offset, s.length), decay_[s.param],
+                  s.param);
+      fused.flush();
+      publish();
+      return;
+    }
     // Segment by segment: each is a stretch of one parameter, so weight decay follows the parameter
     // and temporaries stay as small as AdamW's (at most one parameter).
     for (const auto& s : layout_.segments) {
