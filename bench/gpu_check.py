@@ -134,9 +134,21 @@ def json_line(text: str):
     return None
 
 
+def cell(text) -> str:
+    """Text for a markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
 def kill_group(pgid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
+
+
+def reap(p: subprocess.Popen) -> None:
+    """Waits for a killed process, but not forever: one stuck in the kernel (a wedged GPU driver)
+    does not die even of SIGKILL, and the check must go on without it."""
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        p.wait(timeout=30)
 
 
 def free_port() -> int:
@@ -205,7 +217,8 @@ class Stage:
         if left < 1:
             self.timed_out = True
             self.check.log(f"$ {shlex.join(argv)}\n[not run: the stage's {self.budget:.0f} s are spent]")
-            raise StageFail(f"time budget ({self.budget:.0f} s) spent before `{' '.join(argv[1:3])}`")
+            short = " ".join(Path(a).name if "/" in a else a for a in argv[:3])
+            raise StageFail(f"time budget ({self.budget:.0f} s) spent before `{short}`")
         limit = left if limit is None else max(1.0, min(limit, left))
         self.n += 1
         logs = self.check.work / "logs"
@@ -229,10 +242,10 @@ class Stage:
                 except subprocess.TimeoutExpired:
                     timed_out = True
                     kill_group(p.pid)
-                    p.wait()
+                    reap(p)
                 except BaseException:  # interrupted: take the group down with us
                     kill_group(p.pid)
-                    p.wait()
+                    reap(p)
                     raise
                 # Whatever the command left running in its group (compile workers, ...) goes too.
                 kill_group(p.pid)
@@ -717,7 +730,11 @@ def stage_bench(c: Check, st: Stage):
             continue
         weight_left = sum(BENCH_WEIGHTS[r[1]] for r in runs[i:])
         limit = left * BENCH_WEIGHTS[impl] / weight_left
-        p = st.run(argv, limit=limit)
+        try:
+            p = st.run(argv, limit=limit)
+        except StageFail as e:  # the budget ran out in between
+            row["error"] = str(e)
+            continue
         j = None if p.timed_out else json_line(p.out)
         if j is not None:
             with open(c.out / "bench.jsonl", "a") as f:
@@ -773,7 +790,7 @@ def bench_table(rows) -> str:
     out = ["| shape | impl | tok/s | MFU | peak GiB | plan GiB |", "|---|---|---|---|---|---|"]
     for r in rows:
         tps = r.get("tokens_per_s")
-        out.append(f"| {r['shape']} | {r['impl']} | {num(tps, '.0f') if tps is not None else r.get('error', 'n/a')} | "
+        out.append(f"| {r['shape']} | {r['impl']} | {num(tps, '.0f') if tps is not None else cell(r.get('error', 'n/a'))} | "
                    f"{num(r.get('mfu'), '.3f')} | {num(r.get('peak_mem_gib'), '.3g')} | "
                    f"{num(r.get('plan_without_allowance_gib'), '.3g')} |")
     return "\n".join(out)
@@ -813,17 +830,16 @@ def run_stage(c: Check, index: int, count: int, name: str) -> dict:
             "details": st.details}
 
 
-def write_outputs(c: Check, results: list[dict], pending: list[str], total: float) -> str:
-    def cell(s: str) -> str:
-        return str(s).replace("|", "\\|").replace("\n", " ")
-
+def write_outputs(c: Check, results: list[dict], pending: list[str], total: float, interrupted=False) -> str:
+    """table.md and summary.json for the stages done so far; `pending` are listed as not run (the
+    first of them as interrupted when the check was)."""
+    status = {n: "interrupted" if interrupted and i == 0 else "not run" for i, n in enumerate(pending)}
     lines = ["| stage | result | figure | pass |", "|---|---|---|---|"]
     for r in results:
         lines.append(f"| {r['name']} | {r['result']} | {cell(r['figure'])} | {'yes' if r['pass'] else 'no'} |")
     for name in pending:
-        lines.append(f"| {name} | not run | | no |")
-    table = "\n".join(lines)
-    text = table + "\n"
+        lines.append(f"| {name} | {status[name]} | | no |")
+    text = "\n".join(lines) + "\n"
     bench = next((r for r in results if r["name"] == "bench" and r["details"].get("rows")), None)
     if bench:
         text += "\nbench rows:\n\n" + bench_table(bench["details"]["rows"]) + "\n"
@@ -832,7 +848,7 @@ def write_outputs(c: Check, results: list[dict], pending: list[str], total: floa
     summary = {"mode": c.device, "ropex": c.ropex, "python": sys.executable,
                "started": c.started, "total_seconds": round(total, 1),
                "passed": bool(results) and not pending and all(r["pass"] for r in results),
-               "stages": results + [{"name": n, "result": "not run", "figure": "", "pass": False, "seconds": 0,
+               "stages": results + [{"name": n, "result": status[n], "figure": "", "pass": False, "seconds": 0,
                                      "details": {}} for n in pending]}
     (c.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return text
@@ -887,7 +903,7 @@ def main(argv=None) -> int:
         c.log("\n!! interrupted")
         progress("interrupted")
     total = time.monotonic() - t0
-    text = write_outputs(c, results, names[len(results):], total)
+    text = write_outputs(c, results, names[len(results):], total, interrupted)
     c.log("\n" + text)
     c.logf.close()
     print(text, end="")

@@ -9,6 +9,7 @@
 #include "models/llama.h"
 #include "models/lm_loss.h"
 #include "tests/test_util.h"
+#include "tests/tolerance.h"
 #include "trainer/log.h"
 #include "trainer/shard_layout.h"
 #include "trainer/zero.h"
@@ -89,12 +90,13 @@ LlamaConfig tiny_config() {
 // A tiny model and its optimizer, trained as ropex's loop does (two micro-batches, the reduction
 // armed for the last one, clip, step, zero_grad).
 struct Trainee {
-  Trainee(Distributed& dist, int stage, at::ScalarType dtype, double weight_decay) : model(tiny_config()) {
+  Trainee(Distributed& dist, int stage, at::ScalarType dtype, double weight_decay, OptimKernel kernel = OptimKernel::automatic)
+      : model(tiny_config()) {
     model->init_weights(11);
     std::vector<std::pair<std::string, at::Tensor>> named;
     for (auto& p : model->named_parameters()) named.emplace_back(p.key(), p.value());
     opt = make_data_parallel_optimizer(dist, named, {.lr = 2e-2, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8,
-                                                     .weight_decay = weight_decay},
+                                                     .weight_decay = weight_decay, .kernel = kernel},
                                        stage, 700, dtype);
     model->to(dtype);
     opt->attach();
@@ -188,6 +190,36 @@ TEST(ZeroOptimizer, OneRankStagesEqualTheReplicatedAdamW) {
       // One rank holds everything; a float32 model's replicated masters are its weights (no copy).
       EXPECT_EQ(ref.opt->memory().master, dtype == at::kFloat ? 0 : ref.opt->memory().moments / 2);
       EXPECT_EQ(s1.opt->memory().master, s1.opt->memory().moments / 2);
+    }
+  }
+}
+
+// The fused AdamW (trainer/adamw_fused.h) at every stage against the reference kernel at stage 0,
+// four steps with clipping, float32 and bfloat16 parameters. The fused kernel runs the update's
+// operations in another order and form (a multiply-add where the reference lerps), so the two agree
+// to rounding, not bit for bit: per step each state element passes through about 8 rounded float32
+// operations, whose errors add over the 4 steps (the moments carry them forward). Limit: kSafety x
+// 8 x 4 x u(float32) of the largest |value| for the masters and moments; the bfloat16 parameters
+// are the masters rounded, so they may differ by one bfloat16 rounding on top.
+TEST(ZeroOptimizer, FusedKernelMatchesTheReferenceAtEveryStage) {
+  const double f32_limit = tol::kSafety * 8 * 4 * tol::kFloat32;
+  for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+    Trainee ref(one_rank(), 0, dtype, 0.1, OptimKernel::reference);
+    std::vector<std::unique_ptr<Trainee>> fused;
+    for (int stage : {0, 1, 2}) fused.push_back(std::make_unique<Trainee>(one_rank(), stage, dtype, 0.1, OptimKernel::fused));
+    for (int64_t n = 0; n < 4; ++n) {
+      ref.step(n, 0.05);
+      for (auto& f : fused) f->step(n, 0.05);
+    }
+    const auto ref_state = state_of(*ref.opt);
+    const auto ref_params = ref.params();
+    for (size_t stage = 0; stage < fused.size(); ++stage) {
+      SCOPED_TRACE(cat(c10::toString(dtype), ", stage ", stage));
+      const auto state = state_of(*fused[stage]->opt);
+      ASSERT_EQ(state.size(), ref_state.size());
+      for (const auto& [k, v] : ref_state) EXPECT_LE(rel_err(state.at(k), v), f32_limit) << k;
+      const double param_limit = dtype == at::kFloat ? f32_limit : f32_limit + tol::kBFloat16;
+      for (const auto& [k, v] : fused[stage]->params()) EXPECT_LE(rel_err(v, ref_params.at(k)), param_limit) << k;
     }
   }
 }

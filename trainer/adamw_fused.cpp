@@ -6,8 +6,8 @@
 namespace ropex {
 
 FusedAdamW::FusedAdamW(double lr, const AdamWOptions& opts, int64_t step,
-                       std::function<void(const std::vector<int64_t>&)> on_done)
-    : lr_(lr), opts_(opts), step_(step), on_done_(std::move(on_done)) {}
+                       std::function<void(const std::vector<int64_t>&)> on_done, int64_t cast_limit)
+    : lr_(lr), opts_(opts), step_(step), on_done_(std::move(on_done)), cast_limit_(cast_limit) {}
 
 void FusedAdamW::add(const at::Tensor& master, const at::Tensor& exp_avg, const at::Tensor& exp_avg_sq,
                      const at::Tensor& grad, bool decay, int64_t tag) {
@@ -26,7 +26,7 @@ void FusedAdamW::add(const at::Tensor& master, const at::Tensor& exp_avg, const 
     cast_elements_ += grad.numel();
   }
   g.tags.push_back(tag);
-  if (cast_elements_ >= kFusedCastElements) flush();
+  if (cast_elements_ >= cast_limit_) flush();
 }
 
 void FusedAdamW::flush() {

@@ -21,8 +21,10 @@ constexpr int64_t kFusedCastElements = int64_t{1} << 26;
 class FusedAdamW {
  public:
   // step: the optimizer step these updates belong to (1-based, already counted). on_done(tags):
-  // called after each fused call with the tags of the tensors it updated.
-  FusedAdamW(double lr, const AdamWOptions& opts, int64_t step, std::function<void(const std::vector<int64_t>&)> on_done);
+  // called after each fused call with the tags of the tensors it updated. cast_limit: cast-up
+  // gradient elements after which a call is made (a test makes it small).
+  FusedAdamW(double lr, const AdamWOptions& opts, int64_t step, std::function<void(const std::vector<int64_t>&)> on_done,
+             int64_t cast_limit = kFusedCastElements);
   // One tensor (or stretch) to update: master, exp_avg and exp_avg_sq float32 of one shape on one
   // device, grad of that shape (any float dtype); `decay`: weight decay applies.
   void add(const at::Tensor& master, const at::Tensor& exp_avg, const at::Tensor& exp_avg_sq, const at::Tensor& grad,
@@ -40,6 +42,7 @@ class FusedAdamW {
   int64_t step_;
   std::function<void(const std::vector<int64_t>&)> on_done_;
   Group groups_[2];  // [0] without weight decay, [1] with
+  int64_t cast_limit_;
   int64_t cast_elements_ = 0;
 };
 
