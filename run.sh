@@ -3,7 +3,8 @@
 #   ./run.sh setup        install system packages (Debian) and the project venv (.venv)
 #   ./run.sh build        setup + configure + build build/ropex and the tests
 #   ./run.sh test         build + run the whole test suite through ctest, then `fuzz --smoke`
-#                         (ROPEX_SKIP_FUZZ=1 leaves that out)
+#                         (ROPEX_SKIP_FUZZ=1 leaves that out) and `gpu-check --cpu`
+#                         (ROPEX_SKIP_GPU_CHECK=1 leaves that out)
 #   ./run.sh fuzz [--smoke] [--time SECONDS] [--runs N] [TARGET...]
 #                         libFuzzer targets for every parser of untrusted input (tests/fuzz/README.md),
 #                         built with clang + ASan/UBSan in build-fuzz; SECONDS per target (default 300,
@@ -295,6 +296,9 @@ run_tests() {
   # A short fuzzing smoke of every parser of untrusted input (about 2 minutes; ROPEX_SKIP_FUZZ=1 skips
   # it, and so does a run of chosen tests: ./run.sh test -R PATTERN).
   (($#)) || [[ "${ROPEX_SKIP_FUZZ:-0}" == 1 ]] || fuzz --smoke
+  # The GPU check's dry run on the CPU (about 2 minutes), so its script is known to work before a GPU
+  # node runs it (ROPEX_SKIP_GPU_CHECK=1 skips it; so does a run of chosen tests).
+  (($#)) || [[ "${ROPEX_SKIP_GPU_CHECK:-0}" == 1 ]] || ROPEX_SKIP_BUILD=1 gpu_check --cpu --out "$BUILD/gpu-check-cpu"
 }
 
 # ./run.sh sanitize: a build folder of its own (build-sanitize), configured with ROPEX_SANITIZE=ON.
@@ -304,7 +308,7 @@ run_sanitized_tests() {
   CONFIGURE_EXTRA=(-DROPEX_SANITIZE=ON)
   [[ ! -f "$BUILD/CMakeCache.txt" ]] || grep -qx 'ROPEX_SANITIZE:BOOL=ON' "$BUILD/CMakeCache.txt" ||
     die "$BUILD was configured without ROPEX_SANITIZE: give another ROPEX_BUILD_DIR (or remove it)"
-  ROPEX_SKIP_FUZZ=1 run_tests "$@"  # the fuzz targets carry their own sanitizers (./run.sh fuzz)
+  ROPEX_SKIP_FUZZ=1 ROPEX_SKIP_GPU_CHECK=1 run_tests "$@"  # fuzz targets carry their own sanitizers (./run.sh fuzz)
 }
 
 train_local() {

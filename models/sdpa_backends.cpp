@@ -77,10 +77,11 @@ std::string sdpa_choice(const at::Tensor& q, const at::Tensor& k, const at::Tens
 
 std::string sdpa_choice(int64_t batch, int64_t q_heads, int64_t kv_heads, int64_t seq, int64_t head_dim,
                         at::ScalarType dtype, const at::Device& device) {
+  // Laid out as the model makes them ([B, T, H, D] projections viewed as [B, H, T, D]) and requiring
+  // grad as in training: some backends' checks differ for inputs that need a backward.
   const auto o = at::TensorOptions().dtype(dtype).device(device);
-  // Laid out as the model makes them: [B, T, H, D] projections viewed as [B, H, T, D].
-  const at::Tensor q = at::empty({batch, seq, q_heads, head_dim}, o).transpose(1, 2);
-  const at::Tensor k = at::empty({batch, seq, kv_heads, head_dim}, o).transpose(1, 2);
+  const at::Tensor q = at::empty({batch, seq, q_heads, head_dim}, o).requires_grad_(true).transpose(1, 2);
+  const at::Tensor k = at::empty({batch, seq, kv_heads, head_dim}, o).requires_grad_(true).transpose(1, 2);
   return sdpa_choice(q, k, k);
 }
 

@@ -27,7 +27,8 @@ std::string sdpa_backend_name(int64_t backend);  // "cudnn" ...; "none" for at::
 // The backend SDPA would run for causal attention over q [B, Hq, T, D], k, v [B, Hkv, T, D] (GQA
 // when Hq != Hkv), as models/attention.h calls it, under the current order and switches.
 std::string sdpa_choice(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
-// The same for shapes alone: empty tensors of that shape, dtype and device are made for the question.
+// The same for shapes alone: empty tensors of that shape, dtype and device, requiring grad as in
+// training, are made for the question.
 std::string sdpa_choice(int64_t batch, int64_t q_heads, int64_t kv_heads, int64_t seq, int64_t head_dim,
                         at::ScalarType dtype, const at::Device& device);
 

@@ -240,14 +240,17 @@ nlohmann::json device_check_sdpa(const at::Device& device, int64_t repeats) {
   for (const Shape& s : shapes) {
     const double scale = 1.0 / std::sqrt(static_cast<double>(s.head_dim));
     auto make = [&](int64_t heads) {
-      return at::randn({s.batch, s.seq, heads, s.head_dim}, gen, at::kFloat).to(device, dtype).transpose(1, 2);
+      return at::randn({s.batch, s.seq, heads, s.head_dim}, gen, at::kFloat).to(device, dtype).transpose(1, 2).detach();
     };
-    const at::Tensor q = make(s.heads), k = make(s.kv_heads), v = make(s.kv_heads);
+    // Leaves that require grad, as in training (the backends' checks differ for them).
+    const at::Tensor q = make(s.heads).requires_grad_(true), k = make(s.kv_heads).requires_grad_(true),
+                     v = make(s.kv_heads).requires_grad_(true);
     const at::Tensor grad = at::randn({s.batch, s.heads, s.seq, s.head_dim}, gen, at::kFloat).to(device, dtype);
     at::Tensor ref;
     {
       at::NoGradGuard ng;
-      ref = causal_attention(q.to(at::kFloat), k.to(at::kFloat), v.to(at::kFloat), scale, AttentionBackend::reference);
+      ref = causal_attention(q.detach().to(at::kFloat), k.detach().to(at::kFloat), v.detach().to(at::kFloat), scale,
+                             AttentionBackend::reference);
     }
     nlohmann::json row = {{"name", s.name}, {"q", {s.batch, s.heads, s.seq, s.head_dim}}, {"kv_heads", s.kv_heads},
                           {"choice", sdpa_choice(q, k, v)}, {"ms", nlohmann::json::object()}, {"err", nlohmann::json::object()}};
