@@ -11,10 +11,12 @@ Runs six stages in order, each with a time budget of its own, and ends with one 
                 (`ropex device-check logits`) and transformers' own bfloat16 ones, both measured
                 against transformers in float32 (TF32 off, eager attention); ropex may be no
                 further from the float32 answer than transformers' bf16 path, up to one bf16 rounding
-  sdpa          `ropex device-check sdpa`: the attention backend ropex picks per shape, with timings
+  sdpa          `ropex device-check sdpa`: the attention backend ropex picks per shape, each backend's
+                forward+backward time and its errors (output, dq, dk, dv) against float32
   train-resume  a tokenizer, tiny model and token store from the repository's own text;
-                configs/debug_tiny.json on the device with the real NCCL (Gloo) backend on one rank,
-                stopped at step 20, resumed to 40, exported; the loss must fall
+                configs/debug_tiny.json on the device (GPU: bfloat16 with float32 masters) with the
+                real NCCL (Gloo) backend on one rank, stopped at step 20 (ZeRO-0), resumed to 40 as
+                ZeRO-1, exported; the loss must fall
   bench         `ropex bench` against bench/baseline_hf.py (transformers eager and torch.compile):
                 tokens/s, MFU, peak memory against ropex's plan (GPU: TinyLlama-1.1B and Llama-2-7B
                 shapes at 4096 tokens, bf16, activation checkpointing)
@@ -22,6 +24,8 @@ Runs six stages in order, each with a time budget of its own, and ends with one 
 --cpu is a dry run of every stage's logic on the CPU (Gloo, tiny shapes), for CI: same commands,
 same table, a few minutes on two cores.
 
+The whole run has a deadline (--deadline; 600 s on a GPU, 540 s with --cpu) that shortens a stage's
+budget when earlier stages were slow, keeping 20 s for each stage still to come.
 Every command runs as a process group of its own (start_new_session) under the stage's budget:
 one that overruns is killed with its whole group (SIGKILL), the stage is marked `timeout`, and the
 next stage runs. A stage whose command fails is `fail`, with the last lines of its output in the
@@ -71,13 +75,18 @@ REPO = SELF.parent.parent
 # together and bench about 6 (six runs, two of them torch.compile's), so the call fits in about 8
 # minutes plus the build; the 7B compile run is what the bench budget is sized for.
 BUDGETS = {
-    "env": (60, 60),
-    "fp32-parity": (90, 120),
-    "bf16-vs-hf": (150, 180),
-    "sdpa": (90, 60),
-    "train-resume": (180, 180),
-    "bench": (420, 240),
+    "env": (60, 45),
+    "fp32-parity": (90, 60),
+    "bf16-vs-hf": (150, 120),
+    "sdpa": (90, 45),
+    "train-resume": (180, 120),
+    "bench": (420, 180),
 }
+# The whole run's ceiling (GPU, --cpu), under the stages' own: a stage gets at most what is left of
+# it, less STAGE_RESERVE for each stage after it, so a slow stage cannot starve the rest. On the GPU
+# node: 10 minutes of stages + the machine's start and the build stay inside a 15-minute allowance.
+DEADLINE = (600, 540)
+STAGE_RESERVE = 20
 OUT_FILES = ("gpu-check.log", "table.md", "summary.json", "bench.jsonl")
 
 
@@ -193,6 +202,8 @@ class Check:
         self.out = Path(args.out)
         self.work = Path(args.work)
         self.started = datetime.datetime.now().isoformat(timespec="seconds")
+        self.deadline = time.monotonic() + args.deadline * args.budget_scale
+        self.sdpa_without_cudnn = False  # set by the sdpa stage when ropex's choice failed there
         self.logf = open(self.out / "gpu-check.log", "w", encoding="utf-8")
 
     def log(self, text: str = "") -> None:
@@ -459,7 +470,7 @@ def stage_parity(c: Check, st: Stage):
     tol = j.get("tolerances") or {}
     tol_text = ", ".join(f"{k} {sci(v) if isinstance(v, (int, float)) else v}" for k, v in tol.items())
     figure = (f"loss rel {sci(j.get('loss_rel'))}, worst grad rel {sci(j.get('grad_rel_max'))} ({j.get('grad_worst')}), "
-              f"step rel {sci(j.get('param_rel_max'))} (tol {tol_text or 'n/a'})")
+              f"step rel {sci(j.get('param_rel_max'))} (tol {tol_text or 'n/a'}; attention {j.get('attention_backend')})")
     if not p.ok:
         figure += f"; exit {p.rc}"
     return j.get("pass") is True and p.ok, figure
@@ -494,14 +505,18 @@ def stage_bf16(c: Check, st: Stage):
     st.details.update(j)
     errs = [j[k] for k in ("ropex_logit_err", "hf_logit_err", "ropex_loss_err", "hf_loss_err")]
     # Both ropex and transformers' bf16 path compute in bfloat16 with float32 accumulation, so both
-    # are some way from the float32 answer; ropex must be no further from it than transformers' own
-    # bf16 path is (x1.5), up to one bf16 rounding (2^-8 relative) on top.
-    slack = 2.0 ** -8
+    # are some way from the float32 answer (a few 1e-3 of the logits' norm, dominated by the bf16
+    # weights and activations both share). ropex may differ in rounding (its fused RMSNorm rounds
+    # once where transformers rounds twice) but not in kind: its logits error at most 1.25x
+    # transformers' own. Anything done in the wrong precision or order (RoPE in bf16, a norm in
+    # bf16) moves it by a factor of several. The loss, a mean over every token, errs by ~1e-4 nats in
+    # both; 1.25x transformers' plus 1e-3 nats.
     passed = (all(math.isfinite(e) for e in errs)
-              and j["ropex_logit_err"] <= 1.5 * j["hf_logit_err"] + slack
-              and j["ropex_loss_err"] <= 1.5 * j["hf_loss_err"] + slack)
-    figure = (f"logits rel err ropex {sci(j['ropex_logit_err'])} vs transformers {sci(j['hf_logit_err'])}; "
-              f"loss |err| {sci(j['ropex_loss_err'])} vs {sci(j['hf_loss_err'])}")
+              and j["ropex_logit_err"] <= 1.25 * j["hf_logit_err"]
+              and j["ropex_loss_err"] <= 1.25 * j["hf_loss_err"] + 1e-3)
+    ratio = j["ropex_logit_err"] / j["hf_logit_err"] if j["hf_logit_err"] else float("nan")
+    figure = (f"logits rel err ropex {sci(j['ropex_logit_err'])} vs transformers {sci(j['hf_logit_err'])} "
+              f"(x{ratio:.2f}, limit x1.25); loss |err| {sci(j['ropex_loss_err'])} vs {sci(j['hf_loss_err'])}")
     return passed, figure
 
 
@@ -547,6 +562,9 @@ def bf16_compare(argv) -> int:
 
     def run(dtype, attn):
         model = LlamaForCausalLM.from_pretrained(model_dir, dtype=dtype, attn_implementation=attn).to(dev).eval()
+        got = {p.dtype for p in model.parameters()}
+        if got != {dtype}:  # (an older transformers ignores `dtype` silently: it wanted torch_dtype)
+            raise SystemExit(f"transformers loaded the model as {got}, not {dtype}")
         with torch.no_grad():
             out = model(input_ids=ids, labels=ids)
         logits, loss = out.logits.detach(), float(out.loss)
@@ -592,11 +610,17 @@ def stage_sdpa(c: Check, st: Stage):
     for s in j.get("shapes") or []:
         ms = {k: v for k, v in (s.get("ms") or {}).items() if v is not None}
         choice = s.get("choice")
-        shown = [choice] if choice in ms else []
-        # The choice and the fastest other backend (the one it had to beat).
-        shown += sorted((k for k in ms if k != choice), key=ms.get)[:1]
-        times = ", ".join(f"{k} {ms[k]:.3g} ms" for k in shown)
-        parts.append(f"{s.get('name')}: {choice}" + (f" ({times})" if times else ""))
+        # Every backend that ran the shape, fastest first (flash against cuDNN is the question).
+        times = ", ".join(f"{k} {ms[k]:.3g} ms" for k in sorted(ms, key=ms.get))
+        err, gerr = (s.get("err") or {}).get(choice), (s.get("grad_err") or {}).get(choice)
+        failed = (s.get("errors") or {}).get(choice)
+        bad = failed or err is None or gerr is None or err > j.get("tolerance", 0) or gerr > j.get("grad_tolerance", 0)
+        if bad and choice == "cudnn":
+            c.sdpa_without_cudnn = True
+        parts.append(f"{s.get('name')}: {choice}, err {sci(err)} / grads {sci(gerr)}" + (f" ({times})" if times else "")
+                     + (f" FAILED: {failed}" if failed else ""))
+    if c.sdpa_without_cudnn:
+        parts.append("the bench runs ropex without cuDNN attention (--sdpa-backends flash,efficient,math)")
     figure = "; ".join(parts) or "no shapes"
     if not p.ok:
         figure += f"; exit {p.rc}"
@@ -641,20 +665,23 @@ def stage_train(c: Check, st: Stage):
     backend = "nccl" if c.cuda else "gloo"
     run_dir = d / "run"
     train = [c.ropex, "train", config, "--set", f"model.path={d / 'model'}", "--set", f"data.store={d / 'store'}",
-             "--set", f"run.output_dir={run_dir}", "--set", f"model.device={c.device}", "--set", "model.dtype=float32",
+             "--set", f"run.output_dir={run_dir}", "--set", f"model.device={c.device}", "--set", "model.dtype=auto",
              "--set", f"distributed.backend={backend}", "--set", "distributed.collectives_with_one_rank=true",
              "--set", "logging.progress=off"]
     # One rank as ./run.sh train launches it; a port of its own for the rendezvous store.
     env = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
            "MASTER_PORT": str(free_port()), "ROPEX_JOB_ID": f"gpu-check-{os.getpid()}"}
-    first = st.run(train + ["--set", "run.stop_after=20"], env=env, cwd=d, merge=True)
+    # The first half replicated (ZeRO-0: all-reduce), the second resumed sharded (ZeRO-1: reduce-
+    # scatter and all-gather, the sharded fused AdamW); model.dtype auto is bfloat16 (float32 masters)
+    # on the GPU, float32 on the CPU.
+    first = st.run(train + ["--set", "run.stop_after=20", "--set", "distributed.zero_stage=0"], env=env, cwd=d, merge=True)
     # run.stop_after ends with a checkpoint and status 0 (trainer/cmd_train.cpp: only a signal gives
     # 75); 75 is accepted too, the resume below is what matters.
     st.details["first_run_exit"] = first.rc
     if first.timed_out or first.rc not in (0, 75):
         raise StageFail(st.failure(first, "ropex train (to step 20)"))
     env["MASTER_PORT"] = str(free_port())
-    second = st.run(train, env=env, cwd=d, merge=True)
+    second = st.run(train + ["--set", "distributed.zero_stage=1"], env=env, cwd=d, merge=True)
     st.require(second, "ropex train (resumed, to the end)")
 
     m = re.search(r"resumed from .*? at step (\d+)", second.out)
@@ -684,8 +711,9 @@ def stage_train(c: Check, st: Stage):
         problems.append(f"metrics end at step {records[-1]['step']}, not {steps}")
     if not exported:
         problems.append("no export/config.json")
-    figure = (f"loss {first_loss:.2f} -> {last_loss:.2f} over {records[-1]['step']} steps, "
-              f"resumed at {m.group(1) if m else '?'}, {backend}")
+    dtype = "bfloat16" if c.cuda else "float32"
+    figure = (f"loss {first_loss:.2f} -> {last_loss:.2f} over {records[-1]['step']} steps, {dtype}, "
+              f"resumed at {m.group(1) if m else '?'} from ZeRO-0 into ZeRO-1, {backend}")
     return not problems, "; ".join([figure] + problems)
 
 
@@ -713,9 +741,11 @@ def bench_runs(c: Check):
         shapes = [("debug", ["--shape", "debug", "--seq", "256", "--batch", "1", "--dtype", "float32", "--ckpt"])]
         hf_extra = ["--threads", "2"]
     baseline = [sys.executable, REPO / "bench" / "baseline_hf.py"]
+    # cuDNN attention first unless the sdpa stage saw it fail on this machine.
+    ropex_extra = ["--sdpa-backends", "flash,efficient,math"] if c.sdpa_without_cudnn else []
     runs = []
     for shape, a in shapes:
-        runs.append((shape, "ropex", [c.ropex, "bench", *a, *common]))
+        runs.append((shape, "ropex", [c.ropex, "bench", *a, *common, *ropex_extra]))
         runs.append((shape, "hf-eager", [*baseline, *a, *common, *hf_extra]))
         runs.append((shape, "hf-compile", [*baseline, *a, *common, *hf_extra, "--compile"]))
     return runs
@@ -735,9 +765,14 @@ def stage_bench(c: Check, st: Stage):
             continue
         weight_left = sum(BENCH_WEIGHTS[r[1]] for r in runs[i:])
         limit = left * BENCH_WEIGHTS[impl] / weight_left
-        # On a CPU of few cores torch.compile's background compile workers compete with the timed
-        # steps (measured here: 156 tok/s against 5349 with one compile thread): one thread there.
-        env = {"TORCHINDUCTOR_COMPILE_THREADS": "1"} if impl == "hf-compile" and not c.cuda else None
+        # Every run gets the allocator setting ropex gives itself (trainer/cuda_allocator.h), unless
+        # the caller chose one. On a CPU of few cores torch.compile's background compile workers
+        # compete with the timed steps (measured: 156 tok/s against 5349 with one compile thread).
+        env = {}
+        if "PYTORCH_ALLOC_CONF" not in os.environ and "PYTORCH_CUDA_ALLOC_CONF" not in os.environ:
+            env["PYTORCH_ALLOC_CONF"] = "expandable_segments:True"
+        if impl == "hf-compile" and not c.cuda:
+            env["TORCHINDUCTOR_COMPILE_THREADS"] = "1"
         try:
             p = st.run(argv, limit=limit, env=env)
         except StageFail as e:  # the budget ran out in between
@@ -818,6 +853,10 @@ def progress(text: str) -> None:
 
 def run_stage(c: Check, index: int, count: int, name: str) -> dict:
     budget = BUDGETS[name][0 if c.cuda else 1] * c.args.budget_scale
+    left = c.deadline - time.monotonic() - STAGE_RESERVE * c.args.budget_scale * (count - index)
+    if left < budget:
+        c.log(f"(the whole run's deadline leaves this stage {max(left, 0):.0f} s of its {budget:.0f})")
+        budget = max(left, 0.0)
     st = Stage(c, name, budget)
     c.log(f"\n{'=' * 100}\n== stage {index}/{count}: {name} (budget {budget:.0f} s, device {c.device}) "
           f"{datetime.datetime.now().isoformat(timespec='seconds')}\n{'=' * 100}")
@@ -871,6 +910,7 @@ def main(argv=None) -> int:
     ap.add_argument("--only", help=f"comma-separated stages, of: {','.join(STAGES)}")
     ap.add_argument("--work", help="scratch folder (default: a fresh temporary one, removed at the end)")
     ap.add_argument("--keep-work", action="store_true", help="keep the scratch folder")
+    ap.add_argument("--deadline", type=float, help="seconds for the whole run (default: 600 on a GPU, 540 with --cpu)")
     ap.add_argument("--budget-scale", type=float, default=1.0, help=argparse.SUPPRESS)  # tests of the timeout path
     args = ap.parse_args(argv)
     names = list(STAGES)
@@ -882,6 +922,10 @@ def main(argv=None) -> int:
         names = [n for n in STAGES if n in names]  # always in the stages' order
     if not (args.budget_scale > 0):
         ap.error("--budget-scale must be > 0")
+    if args.deadline is None:
+        args.deadline = DEADLINE[1 if args.cpu else 0]
+    elif not (args.deadline > 0):
+        ap.error("--deadline must be > 0")
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

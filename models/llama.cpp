@@ -165,14 +165,38 @@ at::Tensor LlamaForCausalLMImpl::forward(const at::Tensor& input_ids, const at::
   return at::linear(hidden_states(input_ids, position_ids, opts), lm_head_weight());  // [B, T, V]
 }
 
+namespace {
+// transformers' rule: norms start at one, biases at zero, everything else ~ N(0, initializer_range^2).
+enum class InitRule { ones, zeros, normal };
+InitRule init_rule(const std::string& name) {
+  if (name.find("norm") != std::string::npos) return InitRule::ones;
+  if (name.size() > 5 && name.substr(name.size() - 5) == ".bias") return InitRule::zeros;
+  return InitRule::normal;
+}
+}  // namespace
+
 void LlamaForCausalLMImpl::init_parameter(const std::string& name, at::Tensor& p, double initializer_range,
                                           at::Generator& gen) {
   torch::NoGradGuard no_grad;
   at::Tensor fresh;
-  if (name.find("norm") != std::string::npos) fresh = at::ones(p.sizes(), at::kFloat);
-  else if (name.size() > 5 && name.substr(name.size() - 5) == ".bias") fresh = at::zeros(p.sizes(), at::kFloat);
-  else fresh = at::normal(0.0, initializer_range, p.sizes(), gen, at::kFloat);
+  switch (init_rule(name)) {
+    case InitRule::ones: fresh = at::ones(p.sizes(), at::kFloat); break;
+    case InitRule::zeros: fresh = at::zeros(p.sizes(), at::kFloat); break;
+    case InitRule::normal: fresh = at::normal(0.0, initializer_range, p.sizes(), gen, at::kFloat); break;
+  }
   p.copy_(fresh);
+}
+
+void LlamaForCausalLMImpl::init_weights_in_place() {
+  torch::NoGradGuard no_grad;
+  for (auto& item : named_parameters()) {
+    at::Tensor& p = item.value();
+    switch (init_rule(item.key())) {
+      case InitRule::ones: p.fill_(1); break;
+      case InitRule::zeros: p.zero_(); break;
+      case InitRule::normal: p.normal_(0.0, cfg_.initializer_range); break;
+    }
+  }
 }
 
 void LlamaForCausalLMImpl::init_weights(uint64_t seed) {

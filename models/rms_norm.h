@@ -6,20 +6,16 @@
 //              where the reference rounds twice (after normalising and after the multiply), so in
 //              bfloat16 the two differ by up to about one bfloat16 step of the output; in float32 they
 //              agree to rounding.
-//   auto       fused on CUDA, reference elsewhere (the CPU keeps transformers' bits).
+//   auto       fused on CUDA, reference elsewhere (the CPU keeps transformers' bits; models/kernel_choice.h).
 // It knows nothing of models or configs: LlamaRMSNorm (models/llama.h) holds the chosen kernel.
 #pragma once
-#include <ATen/ATen.h>
+#include "models/kernel_choice.h"
 
-#include <string>
+#include <ATen/ATen.h>
 
 namespace ropex {
 
-enum class NormKernel { automatic, reference, fused };
-NormKernel parse_norm_kernel(const std::string& name);  // auto | reference | fused; throws naming the value
-const char* norm_kernel_name(NormKernel k);
-// The kernel `k` means for a tensor on `device` (auto resolved).
-NormKernel resolve_norm_kernel(NormKernel k, const at::Device& device);
+using NormKernel = KernelChoice;
 
 // x: [..., dim]; weight: [dim]. The output has the dtype of weight * x in the reference's promotion.
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps, NormKernel kernel);

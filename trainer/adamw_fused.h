@@ -1,6 +1,6 @@
 // The fused AdamW update: at::_fused_adamw_ over lists of float32 tensors (masters, both moments,
-// float32 gradients), one call for many parameters (one kernel launch per group of tensors on
-// CUDA; a vectorised loop on the CPU). The same update as adamw_update (trainer/optim.h), which stays
+// float32 gradients), one call for many parameters (on CUDA a few multi-tensor kernel launches
+// for the whole list instead of several launches per tensor; a vectorised loop on the CPU). The same update as adamw_update (trainer/optim.h), which stays
 // the reference; the two agree to float32 rounding (tests/test_fast_paths.cpp).
 //
 // It does not own state or know parameter names: AdamW and the sharded optimizer (trainer/zero.h)

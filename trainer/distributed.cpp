@@ -198,7 +198,17 @@ void Distributed::make_backend(const std::string& backend, std::chrono::seconds 
 
 bool Distributed::has_backend() const { return static_cast<bool>(impl_->backend); }
 
-Distributed::~Distributed() = default;
+Distributed::~Distributed() {
+  // NCCL wants an orderly end (its communicators are torn down, not aborted at exit, which warns
+  // and can hang); Gloo's is its destructor.
+  if (impl_ && impl_->backend && impl_->name == "nccl") {
+    try {
+      impl_->backend->shutdown();
+    } catch (const std::exception& e) {
+      log::warn(cat("shutting down NCCL: ", e.what()));
+    }
+  }
+}
 
 void Distributed::allreduce_sum(at::Tensor& t) {
   if (!impl_->backend) return;

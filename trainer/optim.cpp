@@ -8,26 +8,6 @@
 
 namespace ropex {
 
-OptimKernel parse_optim_kernel(const std::string& name) {
-  if (name == "auto") return OptimKernel::automatic;
-  if (name == "reference") return OptimKernel::reference;
-  if (name == "fused") return OptimKernel::fused;
-  throw std::invalid_argument("unknown optimizer kernel '" + name + "' (expected auto, reference or fused)");
-}
-
-const char* optim_kernel_name(OptimKernel k) {
-  switch (k) {
-    case OptimKernel::automatic: return "auto";
-    case OptimKernel::reference: return "reference";
-    case OptimKernel::fused: return "fused";
-  }
-  return "?";
-}
-
-bool fused_optim_kernel(OptimKernel k, const at::Device& device) {
-  return k == OptimKernel::fused || (k == OptimKernel::automatic && device.is_cuda());
-}
-
 bool decays(const std::string& n) {
   const bool bias = n.size() >= 5 && n.compare(n.size() - 5, 5, ".bias") == 0;
   return !bias && n.find("norm") == std::string::npos;
@@ -69,7 +49,7 @@ void adamw_update(const at::Tensor& master, const at::Tensor& exp_avg, const at:
 
 void AdamW::step(double lr) {
   at::NoGradGuard ng;
-  if (!params_.empty() && fused_optim_kernel(opts_.kernel, params_[0].second.device())) return step_fused(lr);
+  if (!params_.empty() && runs_fused(opts_.kernel, params_[0].second.device())) return step_fused(lr);
   ++step_;
   const double bias1 = 1 - std::pow(opts_.beta1, static_cast<double>(step_));
   const double bias2_sqrt = std::sqrt(1 - std::pow(opts_.beta2, static_cast<double>(step_)));

@@ -12,6 +12,8 @@
 // (trainer/adamw_fused.h), one kernel launch for many parameters on CUDA; `auto` is fused on CUDA
 // and the reference on the CPU. Both update the same float32 state and agree to float32 rounding.
 #pragma once
+#include "models/kernel_choice.h"
+
 #include <ATen/ATen.h>
 
 #include <functional>
@@ -21,11 +23,7 @@
 
 namespace ropex {
 
-enum class OptimKernel { automatic, reference, fused };
-OptimKernel parse_optim_kernel(const std::string& name);  // auto | reference | fused; throws naming the value
-const char* optim_kernel_name(OptimKernel k);
-// Whether kernel `k` runs fused for state on `device` (auto: on CUDA).
-bool fused_optim_kernel(OptimKernel k, const at::Device& device);
+using OptimKernel = KernelChoice;  // models/kernel_choice.h
 
 struct AdamWOptions {
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;

@@ -206,8 +206,11 @@ std::string kernel_summary(const RunConfig& cfg, const LlamaConfig& mc, const at
     attention = cat("SDPA runs ", choice, " for [", cfg.batch.micro_batch_size, ", ", mc.num_attention_heads, ", ",
                     cfg.data.train_len, ", ", mc.resolved_head_dim(), "] (order ", sdpa_order(), ")");
   }
-  return cat("kernels: ", attention, "; RMSNorm ", norm_kernel_name(resolve_norm_kernel(parse_norm_kernel(cfg.model.norm), dev)),
-             "; AdamW ", fused_optim_kernel(parse_optim_kernel(cfg.optim.kernel), dev) ? "fused" : "reference");
+  auto kernel = [&](const std::string& choice, const char* what) {
+    return runs_fused(parse_kernel_choice(choice, what), dev) ? "fused" : "reference";
+  };
+  return cat("kernels: ", attention, "; RMSNorm ", kernel(cfg.model.norm, "model.norm"), "; AdamW ",
+             kernel(cfg.optim.kernel, "optim.kernel"));
 }
 
 void setup_model_and_optimizer(Job& job) {
@@ -228,7 +231,7 @@ void setup_model_and_optimizer(Job& job) {
     load_weights(job.model, *weights);
   }
   job.model->set_rope(rope, max_pos);
-  job.model->set_norm_kernel(parse_norm_kernel(cfg.model.norm));
+  job.model->set_norm_kernel(parse_kernel_choice(cfg.model.norm, "model.norm"));
   set_sdpa_order(cfg.model.sdpa_backends);
   job.model->train();
   std::vector<at::Tensor> params;
@@ -253,7 +256,7 @@ void setup_model_and_optimizer(Job& job) {
   job.opt = make_data_parallel_optimizer(
       *job.dist, named,
       {.lr = cfg.optim.lr, .beta1 = cfg.optim.beta1, .beta2 = cfg.optim.beta2, .eps = cfg.optim.eps,
-       .weight_decay = cfg.optim.weight_decay, .kernel = parse_optim_kernel(cfg.optim.kernel)},
+       .weight_decay = cfg.optim.weight_decay, .kernel = parse_kernel_choice(cfg.optim.kernel, "optim.kernel")},
       zero_stage, static_cast<int64_t>(cfg.distributed.bucket_mb * (1 << 20)), dtype, weights ? &masters : nullptr);
   job.opt->attach();
   const OptimizerMemory m = job.opt->memory();

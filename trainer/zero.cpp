@@ -107,10 +107,8 @@ class Sharded final : public DataParallelOptimizer {
   void step(double lr) override {
     at::NoGradGuard ng;
     ++step_;
-    const double bias1 = 1 - std::pow(opts_.beta1, static_cast<double>(step_));
-    const double bias2_sqrt = std::sqrt(1 - std::pow(opts_.beta2, static_cast<double>(step_)));
     const at::Tensor& grad = reducer_->grad_shard();
-    if (fused_optim_kernel(opts_.kernel, master_.device())) {
+    if (runs_fused(opts_.kernel, master_.device())) {
       // Stretches handed to the fused kernel in groups (trainer/adamw_fused.h); the parameters are
       // published from the masters once all are updated, as below.
       FusedAdamW fused(lr, opts_, step_, nullptr);
@@ -122,6 +120,8 @@ class Sharded final : public DataParallelOptimizer {
       publish();
       return;
     }
+    const double bias1 = 1 - std::pow(opts_.beta1, static_cast<double>(step_));
+    const double bias2_sqrt = std::sqrt(1 - std::pow(opts_.beta2, static_cast<double>(step_)));
     // Segment by segment: each is a stretch of one parameter, so weight decay follows the parameter
     // and temporaries stay as small as AdamW's (at most one parameter).
     for (const auto& s : layout_.segments) {
