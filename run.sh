@@ -264,6 +264,7 @@ configure() {
   fi
 }
 
+# build [TARGET]: setup, configure, then everything or only TARGET (gpu-check builds ropex alone).
 build() {
   if [[ "${ROPEX_SKIP_BUILD:-0}" == 1 ]]; then
     [[ -x "$BUILD/ropex" ]] || die "ROPEX_SKIP_BUILD=1 but $BUILD/ropex does not exist (build it first: ./run.sh build)"
@@ -271,22 +272,9 @@ build() {
   fi
   setup
   configure
-  log "building with $JOBS jobs"
+  log "building ${1:-everything} with $JOBS jobs"
   export CCACHE_SLOPPINESS="pch_defines,time_macros,include_file_mtime,include_file_ctime"
-  cmake --build "$BUILD" -j "$JOBS"
-}
-
-# The ropex binary alone (no tests): what gpu-check needs.
-build_ropex() {
-  if [[ "${ROPEX_SKIP_BUILD:-0}" == 1 ]]; then
-    [[ -x "$BUILD/ropex" ]] || die "ROPEX_SKIP_BUILD=1 but $BUILD/ropex does not exist (build it first: ./run.sh build)"
-    return 0
-  fi
-  setup
-  configure
-  log "building ropex with $JOBS jobs"
-  export CCACHE_SLOPPINESS="pch_defines,time_macros,include_file_mtime,include_file_ctime"
-  cmake --build "$BUILD" --target ropex -j "$JOBS"
+  cmake --build "$BUILD" -j "$JOBS" ${1:+--target "$1"}
 }
 
 run_tests() {
@@ -514,7 +502,7 @@ gpu_check() {
       *) die "gpu-check: unknown option '$1' (expected --cpu, --out DIR, --only STAGE,...)" ;;
     esac
   done
-  build_ropex >&2
+  build ropex >&2
   use_python   # (ROPEX_PYTHON as an absolute path also when the build step is skipped)
   local py="${ROPEX_PYTHON:-$VENV/bin/python}"
   if ((!cpu)) && ! "$py" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then

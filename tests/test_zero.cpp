@@ -195,19 +195,24 @@ TEST(ZeroOptimizer, OneRankStagesEqualTheReplicatedAdamW) {
 }
 
 // The fused AdamW (trainer/adamw_fused.h) at every stage against the reference kernel at stage 0,
-// four steps with clipping, float32 and bfloat16 parameters. The fused kernel runs the update's
-// operations in another order and form (a multiply-add where the reference lerps), so the two agree
-// to rounding, not bit for bit: per step each state element passes through about 8 rounded float32
-// operations, whose errors add over the 4 steps (the moments carry them forward). Limit: kSafety x
-// 8 x 4 x u(float32) of the largest |value| for the masters and moments; the bfloat16 parameters
-// are the masters rounded, so they may differ by one bfloat16 rounding on top.
+// with clipping, float32 and bfloat16 parameters. The fused kernel runs the update's operations in
+// another order and form (a multiply-add where the reference lerps), so the two agree to rounding,
+// not bit for bit: per step each state element passes through about 8 rounded float32 operations,
+// whose errors add over the steps (the moments carry them forward). Limit: kSafety x 8 x steps x
+// u(float32) of the largest |value| for the masters and moments. float32: 4 steps (the parameters
+// are the masters; gradients of parameters that differ by float32 rounding differ by about as
+// much). bfloat16: 1 step: the parameters are the masters rounded to bfloat16, which may round two
+// masters a float32 ulp apart to neighbouring bfloat16 values, after which the next gradients differ
+// at bfloat16's scale (seen: 3e-3 in the moments under ATEN_CPU_CAPABILITY=default), a difference of
+// the model's precision, not of the kernels; the parameters may differ by one bfloat16 rounding.
 TEST(ZeroOptimizer, FusedKernelMatchesTheReferenceAtEveryStage) {
-  const double f32_limit = tol::kSafety * 8 * 4 * tol::kFloat32;
   for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+    const int64_t steps = dtype == at::kFloat ? 4 : 1;
+    const double f32_limit = tol::kSafety * 8 * static_cast<double>(steps) * tol::kFloat32;
     Trainee ref(one_rank(), 0, dtype, 0.1, OptimKernel::reference);
     std::vector<std::unique_ptr<Trainee>> fused;
     for (int stage : {0, 1, 2}) fused.push_back(std::make_unique<Trainee>(one_rank(), stage, dtype, 0.1, OptimKernel::fused));
-    for (int64_t n = 0; n < 4; ++n) {
+    for (int64_t n = 0; n < steps; ++n) {
       ref.step(n, 0.05);
       for (auto& f : fused) f->step(n, 0.05);
     }

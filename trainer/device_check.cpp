@@ -70,10 +70,10 @@ LlamaConfig parity_config() {
 nlohmann::json device_check_env(const at::Device& device) {
   nlohmann::json j = {{"torch", TORCH_VERSION},
                       {"device", device.str()},
-#ifdef ROPEX_DEVICE_CHECK_CUDA
-                      {"cuda_built", true},
+#ifdef ROPEX_DEVICE_CHECK_CUDA  // compiled against a LibTorch with CUDA (its headers were there)
+                      {"built_with_cuda", true},
 #else
-                      {"cuda_built", false},
+                      {"built_with_cuda", false},
 #endif
                       {"cuda_available", torch::cuda::is_available()},
                       {"device_count", torch::cuda::is_available() ? torch::cuda::device_count() : 0},
