@@ -1,13 +1,14 @@
 // SDPA backend order and choice. See sdpa_backends.h.
 #include "models/sdpa_backends.h"
 
+#include "models/sdpa_order.h"
+
 #include <ATen/Context.h>
 #include <ATen/SDPBackend.h>
 #include <ATen/ops/_fused_sdp_choice.h>
 
 #include <algorithm>
 #include <array>
-#include <sstream>
 #include <stdexcept>
 
 namespace ropex {
@@ -38,22 +39,13 @@ std::string sdpa_backend_name(int64_t backend) {
 }
 
 std::vector<int64_t> parse_sdpa_order(const std::string& spec) {
-  if (spec == "torch") return torch_order();
-  const std::string list = spec == "auto" ? "cudnn,flash,efficient,math" : spec;
+  const std::vector<std::string> words = sdpa_order_words(spec);
+  if (words.empty()) return torch_order();  // "torch"
   std::vector<int64_t> order;
-  std::stringstream words(list);
-  std::string word;
-  while (std::getline(words, word, ',')) {
+  for (const std::string& word : words) {
     auto it = std::find_if(kNames.begin(), kNames.end(), [&](const auto& n) { return word == n.first; });
-    if (it == kNames.end())
-      throw std::invalid_argument("unknown SDPA backend '" + word + "' in '" + spec +
-                                  "' (expected auto, torch, or a comma-separated list of cudnn, flash, efficient, math)");
-    const int64_t id = static_cast<int64_t>(it->second);
-    if (std::find(order.begin(), order.end(), id) != order.end())
-      throw std::invalid_argument("SDPA backend '" + word + "' named twice in '" + spec + "'");
-    order.push_back(id);
+    order.push_back(static_cast<int64_t>(it->second));
   }
-  if (order.empty()) throw std::invalid_argument("empty SDPA backend order (expected auto, torch or a list such as cudnn,flash)");
   for (int64_t id : torch_order())  // ATen wants every backend placed: the rest follow in its order
     if (std::find(order.begin(), order.end(), id) == order.end()) order.push_back(id);
   return order;

@@ -19,7 +19,8 @@
 namespace ropex {
 
 // Backend ids as ATen numbers them (at::SDPBackend): math 0, flash 1, efficient 2, cudnn 3, overrideable 4.
-std::vector<int64_t> parse_sdpa_order(const std::string& spec);  // a full order; throws naming a bad word
+// A full order from a spec (models/sdpa_order.h says which); throws naming a bad word.
+std::vector<int64_t> parse_sdpa_order(const std::string& spec);
 void set_sdpa_order(const std::string& spec);
 std::string sdpa_order();                      // the current order, e.g. "cudnn,flash,efficient,math,overrideable"
 std::string sdpa_backend_name(int64_t backend);  // "cudnn" ...; "none" for at::SDPBackend::error

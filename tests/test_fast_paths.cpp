@@ -31,6 +31,11 @@ namespace {
   return ::testing::AssertionFailure() << "an element is off by " << worst << " beyond " << limit << " x |ref| + " << floor;
 }
 
+// On the CPU, at::rms_norm under autograd is a composite of the same elementwise operations as the
+// reference (its fused kernel is CUDA's), so in float32 this checks the dispatch, the epsilon and the
+// weight through the fast path's entry point; the CUDA kernel is compared with the CPU's plain path
+// by `ropex device-check parity` (./run.sh gpu-check). The bfloat16 test below, without grad, does
+// reach the CPU's own fused kernel.
 TEST(FastPaths, FusedRmsNormEqualsTheReferenceInFloat32ForwardAndBackward) {
   const int64_t H = 96, rows = 4 * 37;
   at::manual_seed(3);

@@ -3,7 +3,7 @@
 
 #include "models/llama.h"
 #include "models/safetensors.h"
-#include "models/sdpa_backends.h"
+#include "models/sdpa_order.h"
 
 #include <filesystem>
 
@@ -178,7 +178,7 @@ void RunConfig::validate(const std::string& source) const {
     fail("rope.target_len", "rope.type '" + rope.type + "' needs rope.target_len (or rope.factor)");
   if (!rope.extra.is_object()) fail("rope.extra", "must be a JSON object of HF rope keys");
   try {
-    parse_sdpa_order(model.sdpa_backends);
+    sdpa_order_words(model.sdpa_backends);
   } catch (const std::exception& e) {
     fail("model.sdpa_backends", e.what());
   }
