@@ -113,8 +113,10 @@ def main():
         ropex_runs = [r for r in runs if r[1] == "ropex"]
         if not ropex_runs or any("flash,efficient,math" not in map(str, r[2]) for r in ropex_runs):
             fail("after a failing cuDNN choice the bench must run ropex with --sdpa-backends flash,efficient,math")
-        if [r[0] for r in runs][::3] != ["tinyllama-1.1b", "llama2-7b"] or len(runs) != 6:
-            fail(f"the GPU bench must run ropex, eager and compile at both shapes: {[(r[0], r[1]) for r in runs]}")
+        pairs = [(r[0], r[1]) for r in runs]
+        want = [(s, i) for i in ("ropex", "hf-eager", "hf-compile") for s in ("tinyllama-1.1b", "llama2-7b")]
+        if pairs != want:
+            fail(f"the GPU bench must run ropex, then eager, then compile, at both shapes: {pairs}")
     print("ok")
 
 
