@@ -47,7 +47,7 @@
 #                         sdpa, train-resume, bench. --cpu: every stage's logic on the CPU (Gloo,
 #                         tiny shapes; under a minute on 2 cores once built). Fails if any stage did
 #                         not pass. On a GPU the build and the stages share ROPEX_GPU_CHECK_SECONDS
-#                         (default 570: one device command may run 10 minutes)
+#                         (default 560: one device command may run 10 minutes)
 #   ./run.sh demo         the whole story on a CPU in under 10 minutes (after build): a tokenizer and
 #                         corpus from the Python standard library's sources, a tiny Llama pre-trained
 #                         at a 256-token window with passkey / key-value / copy examples mixed in,
@@ -505,9 +505,15 @@ gpu_check() {
     esac
   done
   # On a GPU node the build counts against the call's time: a device command may run 10 minutes, so
-  # the stages get what is left of ROPEX_GPU_CHECK_SECONDS (default 570) after the build.
-  local t0=$SECONDS total="${ROPEX_GPU_CHECK_SECONDS:-570}"
+  # the stages get what is left of ROPEX_GPU_CHECK_SECONDS (default 560) after the build.
+  local t0=$SECONDS total="${ROPEX_GPU_CHECK_SECONDS:-560}" tool missing=()
   [[ "$total" =~ ^[1-9][0-9]*$ ]] || die "ROPEX_GPU_CHECK_SECONDS must be a number of seconds, got '$total'"
+  # What the build needs on a node without a package registry, said before anything is compiled.
+  if [[ "${ROPEX_SKIP_BUILD:-0}" != 1 ]]; then
+    for tool in cmake ninja pkg-config "${CXX:-c++}"; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+    ((cpu)) || command -v nvcc >/dev/null || [[ -x /usr/local/cuda/bin/nvcc ]] || missing+=("nvcc (the CUDA toolkit)")
+    ((${#missing[@]} == 0)) || die "gpu-check: this machine lacks ${missing[*]}, which the build needs"
+  fi
   build ropex >&2
   use_python   # (ROPEX_PYTHON as an absolute path also when the build step is skipped)
   local py="${ROPEX_PYTHON:-$VENV/bin/python}"

@@ -160,7 +160,7 @@ def reap(p: subprocess.Popen) -> None:
     """Waits for a killed process, but not forever: one stuck in the kernel (a wedged GPU driver)
     does not die even of SIGKILL, and the check must go on without it."""
     with contextlib.suppress(subprocess.TimeoutExpired):
-        p.wait(timeout=30)
+        p.wait(timeout=10)
 
 
 def free_port() -> int:
@@ -470,7 +470,8 @@ def stage_parity(c: Check, st: Stage):
     tol = j.get("tolerances") or {}
     tol_text = ", ".join(f"{k} {sci(v) if isinstance(v, (int, float)) else v}" for k, v in tol.items())
     figure = (f"loss rel {sci(j.get('loss_rel'))}, worst grad rel {sci(j.get('grad_rel_max'))} ({j.get('grad_worst')}), "
-              f"step rel {sci(j.get('param_rel_max'))} (tol {tol_text or 'n/a'}; attention {j.get('attention_backend')})")
+              f"step rel {sci(j.get('param_rel_max'))}, step excess {sci(j.get('step_excess'))} (tol {tol_text or 'n/a'}; "
+              f"attention {j.get('attention_backend')})")
     if not p.ok:
         figure += f"; exit {p.rc}"
     return j.get("pass") is True and p.ok, figure
@@ -668,6 +669,8 @@ def stage_train(c: Check, st: Stage):
              "--set", f"run.output_dir={run_dir}", "--set", f"model.device={c.device}", "--set", "model.dtype=auto",
              "--set", f"distributed.backend={backend}", "--set", "distributed.collectives_with_one_rank=true",
              "--set", "logging.progress=off"]
+    if c.sdpa_without_cudnn:  # the sdpa stage saw cuDNN attention fail here: keep it out of this stage's verdict
+        train += ["--set", "model.sdpa_backends=flash,efficient,math"]
     # One rank as ./run.sh train launches it; a port of its own for the rendezvous store.
     env = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
            "MASTER_PORT": str(free_port()), "ROPEX_JOB_ID": f"gpu-check-{os.getpid()}"}
@@ -724,7 +727,7 @@ def stage_train(c: Check, st: Stage):
 # Relative time each kind of run gets: each run's limit is its weight's share of what is left of
 # the stage's budget, over the runs still to come (a run that ends early leaves its time to them,
 # none can take more than its share). torch.compile's compilation runs in the warm-up.
-BENCH_WEIGHTS = {"ropex": 1.0, "hf-eager": 1.2, "hf-compile": 2.5}
+BENCH_WEIGHTS = {"ropex": 1.0, "hf-eager": 1.2, "hf-compile": 3.5}
 # GPU targets (reported as met / missed, not a failure): MFU per shape, and ropex's tokens/s
 # against transformers eager and torch.compile at every shape.
 MFU_TARGETS = {"tinyllama-1.1b": 0.50, "llama2-7b": 0.40}
@@ -822,8 +825,16 @@ def stage_bench(c: Check, st: Stage):
             bits.append(f"peak n/a, plan {num(plan, '.3g')} GiB")
         figures.append(f"{shape}: " + ", ".join(bits))
     st.details["targets"] = targets
-    failed = [f"{r['shape']} {r['impl']} ({r.get('error')})" for r in rows if r.get("tokens_per_s") is None]
+    # ropex and transformers eager must give a number. torch.compile's cold compilation of a 22- or
+    # 32-layer model can take minutes on a fresh node: a compile baseline cut by its time limit is
+    # reported as not measured (its ratio missing), not as a failure of ropex; one that errs fails.
+    failed = [f"{r['shape']} {r['impl']} ({r.get('error')})" for r in rows
+              if r.get("tokens_per_s") is None and not (r["impl"] == "hf-compile" and "timeout" in str(r.get("error")))]
+    unmeasured = [f"{r['shape']} {r['impl']} ({r.get('error')})" for r in rows
+                  if r.get("tokens_per_s") is None and r["impl"] == "hf-compile" and "timeout" in str(r.get("error"))]
     figure = "; ".join(figures)
+    if unmeasured:
+        figure += f"; not measured in time: {', '.join(unmeasured)}"
     if failed:
         figure += f"; no number from {', '.join(failed)}"
     return not failed, figure

@@ -135,7 +135,7 @@ nlohmann::json device_check_parity(const at::Device& device, uint64_t seed) {
   // two-layer backward compounds a few of them. 1e-5 (loss) and 1e-4 (each gradient, Frobenius
   // relative) leave a margin of 10-100x over that and stay far below what a wrong kernel gives
   // (a dropped term or a wrong scale moves them by 1e-3 or more).
-  const double loss_tol = 1e-5, grad_tol = 1e-4, step_tol = 1e-5;
+  const double loss_tol = 1e-5, grad_tol = 1e-4;
   nlohmann::json out = {{"device", device.str()}, {"shape", {{"batch", B}, {"seq", T}, {"hidden", cfg.hidden_size},
                                                             {"layers", cfg.num_hidden_layers}, {"vocab", cfg.vocab_size}}}};
   const double loss_rel = std::abs(loss_dev.item<double>() - loss_ref.item<double>()) / std::abs(loss_ref.item<double>());
@@ -156,8 +156,12 @@ nlohmann::json device_check_parity(const at::Device& device, uint64_t seed) {
 
   // One AdamW update from the same gradients (the reference's, copied to the device), so that the
   // comparison sees the optimizer kernels alone: reference on the CPU, fused on the device. At step 1
-  // the update is -lr x g / (|g| + eps) plus decay, a few float32 operations per element: the two agree
-  // to a few ulps of each element, 1e-5 relative leaves a wide margin.
+  // the update is -lr x g / (|g| + eps) plus decay, a few float32 operations per element, which the
+  // two kernels round differently: element by element the updates may differ by 1e-5 of themselves
+  // (kSafety x ~8 roundings of 2^-24 is 5e-6) plus the rounding of the new weight on each side, one
+  // ulp of |w| at most (2^-23 |w|; 2^-22 |w| allowed). The latter is not small against an update of
+  // lr = 1e-3 on weights near 1 (the norms), hence an elementwise check; the Frobenius relative error
+  // of the updates is reported beside it.
   {
     at::NoGradGuard ng;
     for (auto& p : dev->named_parameters()) p.value().mutable_grad().copy_(ref->named_parameters()[p.key()].grad());
@@ -175,24 +179,29 @@ nlohmann::json device_check_parity(const at::Device& device, uint64_t seed) {
   AdamW opt_dev(named(dev), o);
   opt_ref.step(o.lr);
   opt_dev.step(o.lr);
-  double step_worst = 0;
+  double step_worst = 0, step_excess = 0;
   std::string step_worst_name;
   for (auto& p : ref->named_parameters()) {
-    const at::Tensor delta_ref = p.value().detach() - before[p.key()];
-    const at::Tensor delta_dev = dev_params[p.key()].detach().to(at::kCPU) - before[p.key()];
+    const at::Tensor w0 = before[p.key()].to(at::kDouble);
+    const at::Tensor delta_ref = p.value().detach().to(at::kDouble) - w0;
+    const at::Tensor delta_dev = dev_params[p.key()].detach().to(at::kCPU, at::kDouble) - w0;
     const double e = rel_err(delta_dev, delta_ref);
     if (!(e <= step_worst)) step_worst = e, step_worst_name = p.key();
+    const at::Tensor allowed = w0.abs() * 0x1p-22 + delta_ref.abs() * 1e-5;
+    const double excess = ((delta_dev - delta_ref).abs() - allowed).max().item<double>();
+    if (!(excess <= step_excess)) step_excess = std::isnan(excess) ? std::numeric_limits<double>::infinity() : excess;
   }
   out["param_rel_max"] = number(step_worst);
   out["param_worst"] = step_worst_name;
-  out["tolerances"] = {{"loss_rel", loss_tol}, {"grad_rel", grad_tol}, {"step_rel", step_tol}};
+  out["step_excess"] = number(step_excess);  // > 0: an element outside its allowance (above)
+  out["tolerances"] = {{"loss_rel", loss_tol}, {"grad_rel", grad_tol}, {"step_per_element", "1e-5 |update| + 2^-22 |w|"}};
   // Which SDPA backend ran the float32 attention (no flash or cuDNN in float32 on CUDA): if it were
   // one that rounds to TF32 inside, the gradients would show it, and this says where to look.
   out["attention_backend"] = sdpa_choice(B, cfg.num_attention_heads, cfg.num_key_value_heads, T, cfg.resolved_head_dim(),
                                          at::kFloat, device);
   out["kernels"] = {{"reference", "CPU: reference attention, reference RMSNorm, reference AdamW, full-logits loss"},
                     {"device", device.str() + ": SDPA (" + sdpa_order() + "), fused RMSNorm, fused AdamW, chunked loss"}};
-  out["pass"] = loss_rel <= loss_tol && grad_worst <= grad_tol && step_worst <= step_tol;
+  out["pass"] = loss_rel <= loss_tol && grad_worst <= grad_tol && step_excess <= 0;
   return out;
 }
 
@@ -249,7 +258,8 @@ nlohmann::json device_check_sdpa(const at::Device& device, int64_t repeats) {
       return at::randn({s.batch, s.seq, heads, s.head_dim}, gen, at::kFloat).to(device, dtype).transpose(1, 2).detach();
     };
     const at::Tensor q = make(s.heads), k = make(s.kv_heads), v = make(s.kv_heads);
-    const at::Tensor grad = at::randn({s.batch, s.heads, s.seq, s.head_dim}, gen, at::kFloat).to(device, dtype);
+    // The output's gradient laid out as training hands it back ([B, T, H, D] viewed as [B, H, T, D]).
+    const at::Tensor grad = at::randn({s.batch, s.seq, s.heads, s.head_dim}, gen, at::kFloat).to(device, dtype).transpose(1, 2);
     // One forward + backward through models/attention.h; returns the output and dq, dk, dv.
     auto run = [&](AttentionBackend backend, at::ScalarType as) {
       // Fresh leaves every time (a copy even in the same dtype): gradients must not accumulate
