@@ -825,19 +825,25 @@ def stage_bench(c: Check, st: Stage):
             bits.append(f"peak n/a, plan {num(plan, '.3g')} GiB")
         figures.append(f"{shape}: " + ", ".join(bits))
     st.details["targets"] = targets
-    # ropex and transformers eager must give a number. torch.compile's cold compilation of a 22- or
-    # 32-layer model can take minutes on a fresh node: a compile baseline cut by its time limit is
-    # reported as not measured (its ratio missing), not as a failure of ropex; one that errs fails.
-    failed = [f"{r['shape']} {r['impl']} ({r.get('error')})" for r in rows
-              if r.get("tokens_per_s") is None and not (r["impl"] == "hf-compile" and "timeout" in str(r.get("error")))]
-    unmeasured = [f"{r['shape']} {r['impl']} ({r.get('error')})" for r in rows
-                  if r.get("tokens_per_s") is None and r["impl"] == "hf-compile" and "timeout" in str(r.get("error"))]
+    failed, unmeasured = bench_verdict(rows)
     figure = "; ".join(figures)
     if unmeasured:
         figure += f"; not measured in time: {', '.join(unmeasured)}"
     if failed:
         figure += f"; no number from {', '.join(failed)}"
     return not failed, figure
+
+
+def bench_verdict(rows) -> tuple[list[str], list[str]]:
+    """(runs that failed the stage, runs not measured in time). ropex and transformers eager must
+    give a number. torch.compile's cold compilation of a 22- or 32-layer model can take minutes on a
+    fresh node: a compile baseline cut by its time limit is reported as not measured (its ratio
+    missing), not as a failure of ropex; one that errs otherwise fails."""
+    def cut_compile(r):
+        return r["impl"] == "hf-compile" and "timeout" in str(r.get("error"))
+    missing = [r for r in rows if r.get("tokens_per_s") is None]
+    name = lambda r: f"{r['shape']} {r['impl']} ({r.get('error')})"  # noqa: E731
+    return [name(r) for r in missing if not cut_compile(r)], [name(r) for r in missing if cut_compile(r)]
 
 
 def bench_table(rows) -> str:

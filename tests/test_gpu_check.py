@@ -8,6 +8,7 @@ what that run cannot show, with a fake `ropex` (a shell script) standing in for 
   - a stage whose check fails (`pass: false`, exit 1) is `fail`, and the run exits 1;
   - the whole-run deadline shortens later stages instead of letting one starve them;
   - the sdpa stage flags a failing cuDNN choice (the bench then runs ropex without it);
+  - the bench stage fails on any missing number except a torch.compile baseline cut by time;
   - DIR gets exactly the four files, the table lists every stage.
 Exit code 0 on success, 1 with a message on the first failure.
 """
@@ -113,6 +114,14 @@ def main():
         ropex_runs = [r for r in runs if r[1] == "ropex"]
         if not ropex_runs or any("flash,efficient,math" not in map(str, r[2]) for r in ropex_runs):
             fail("after a failing cuDNN choice the bench must run ropex with --sdpa-backends flash,efficient,math")
+        # A torch.compile baseline cut by time is "not measured"; any other missing number fails.
+        rows = [{"shape": "a", "impl": "ropex", "tokens_per_s": 1.0},
+                {"shape": "a", "impl": "hf-compile", "tokens_per_s": None, "error": "timeout after 90 s"},
+                {"shape": "b", "impl": "hf-compile", "tokens_per_s": None, "error": "exit 1: Inductor error"},
+                {"shape": "b", "impl": "ropex", "tokens_per_s": None, "error": "timeout after 60 s"}]
+        failed, unmeasured = gpu_check.bench_verdict(rows)
+        if [f.split()[:2] for f in failed] != [["b", "hf-compile"], ["b", "ropex"]] or len(unmeasured) != 1:
+            fail(f"bench verdict: failed {failed}, not measured {unmeasured}")
         pairs = [(r[0], r[1]) for r in runs]
         want = [(s, i) for i in ("ropex", "hf-eager", "hf-compile") for s in ("tinyllama-1.1b", "llama2-7b")]
         if pairs != want:
