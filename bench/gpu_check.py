@@ -426,12 +426,12 @@ def gpu_ceilings(torch) -> dict:
     b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
     c = torch.empty(n, n, device="cuda", dtype=torch.bfloat16)
     mm_ms = median_ms(lambda: torch.matmul(a, b, out=c))
-    del a, b, c
+    a = b = c = None  # freed before the copy's buffers (the timed lambda is done with them)
     nbytes = 1 << 30
     src = torch.empty(nbytes, dtype=torch.uint8, device="cuda").random_(0, 256)
     dst = torch.empty_like(src)
     cp_ms = median_ms(lambda: dst.copy_(src))
-    del src, dst
+    src = dst = None
     torch.cuda.empty_cache()
     return {"matmul": f"bf16 {n}x{n}x{n}", "matmul_ms": mm_ms, "matmul_tflops": 2 * n**3 / (mm_ms * 1e-3) / 1e12,
             "copy": "1 GiB device to device", "copy_ms": cp_ms, "copy_gb_s": 2 * nbytes / (cp_ms * 1e-3) / 1e9}
