@@ -58,7 +58,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -161,12 +160,6 @@ def reap(p: subprocess.Popen) -> None:
     does not die even of SIGKILL, and the check must go on without it."""
     with contextlib.suppress(subprocess.TimeoutExpired):
         p.wait(timeout=10)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -671,20 +664,17 @@ def stage_train(c: Check, st: Stage):
              "--set", "logging.progress=off"]
     if c.sdpa_without_cudnn:  # the sdpa stage saw cuDNN attention fail here: keep it out of this stage's verdict
         train += ["--set", "model.sdpa_backends=flash,efficient,math"]
-    # One rank as ./run.sh train launches it; a port of its own for the rendezvous store.
-    env = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
-           "MASTER_PORT": str(free_port()), "ROPEX_JOB_ID": f"gpu-check-{os.getpid()}"}
     # The first half replicated (ZeRO-0: all-reduce), the second resumed sharded (ZeRO-1: reduce-
     # scatter and all-gather, the sharded fused AdamW); model.dtype auto is bfloat16 (float32 masters)
     # on the GPU, float32 on the CPU.
-    first = st.run(train + ["--set", "run.stop_after=20", "--set", "distributed.zero_stage=0"], env=env, cwd=d, merge=True)
+    # One rank: the backend runs over an in-process store (no port, no launcher variables).
+    first = st.run(train + ["--set", "run.stop_after=20", "--set", "distributed.zero_stage=0"], cwd=d, merge=True)
     # run.stop_after ends with a checkpoint and status 0 (trainer/cmd_train.cpp: only a signal gives
     # 75); 75 is accepted too, the resume below is what matters.
     st.details["first_run_exit"] = first.rc
     if first.timed_out or first.rc not in (0, 75):
         raise StageFail(st.failure(first, "ropex train (to step 20)"))
-    env["MASTER_PORT"] = str(free_port())
-    second = st.run(train + ["--set", "distributed.zero_stage=1"], env=env, cwd=d, merge=True)
+    second = st.run(train + ["--set", "distributed.zero_stage=1"], cwd=d, merge=True)
     st.require(second, "ropex train (resumed, to the end)")
 
     m = re.search(r"resumed from .*? at step (\d+)", second.out)

@@ -20,10 +20,6 @@ inline KernelChoice parse_kernel_choice(const std::string& name, const std::stri
   throw std::invalid_argument("unknown " + what + " '" + name + "' (expected auto, reference or fused)");
 }
 
-inline const char* kernel_choice_name(KernelChoice k) {
-  return k == KernelChoice::automatic ? "auto" : k == KernelChoice::reference ? "reference" : "fused";
-}
-
 // Whether choice `k` runs the fused kernel for tensors on `device`.
 inline bool runs_fused(KernelChoice k, const at::Device& device) {
   return k == KernelChoice::fused || (k == KernelChoice::automatic && device.is_cuda());

@@ -46,6 +46,7 @@ TEST(FastPaths, FusedRmsNormEqualsTheReferenceInFloat32ForwardAndBackward) {
     y.backward(g);
     return std::array<at::Tensor, 3>{y.detach(), x.grad(), w.grad()};
   };
+  // eps 1e-5 is Llama's rms_norm_eps, a setting under test (not a tolerance); the limits follow.
   const auto ref = run(NormKernel::reference, 1e-5), fused = run(NormKernel::fused, 1e-5);
   // Forward: one reduction over H and about 4 rounded elementwise operations on each side.
   const double fwd = tol::kSafety * tol::kFloat32 * (std::sqrt(double(H)) + 4);
@@ -64,6 +65,7 @@ TEST(FastPaths, FusedRmsNormEqualsTheReferenceInFloat32ForwardAndBackward) {
 TEST(FastPaths, FusedRmsNormInBFloat16IsWithinOneRoundingOfTheReference) {
   at::manual_seed(4);
   const at::Tensor x = at::randn({8, 64}).to(at::kBFloat16), w = at::randn({64}).to(at::kBFloat16);
+  // (eps 1e-5: Llama's rms_norm_eps, a setting, not a tolerance.)
   const at::Tensor ref = rms_norm(x, w, 1e-5, NormKernel::reference), fused = rms_norm(x, w, 1e-5, NormKernel::fused);
   ASSERT_EQ(fused.scalar_type(), at::kBFloat16);
   // The reference rounds twice (the normalised value, then the product: <= 2u + u^2 from the exact
@@ -107,6 +109,9 @@ TEST(FastPaths, AutoIsTheReferenceOnTheCpuAndTheModelTakesTheKernel) {
 }
 
 // Named float32 parameters of odd shapes, some decayed and some not (norms, biases), with their grads.
+// The AdamW options the tests below use (lr 1e-2, betas 0.9/0.95, eps 1e-8, weight decay 0.1) are
+// ordinary training settings, the inputs under test; no limit depends on their values except as the
+// comments beside the limits say.
 struct OptimCase {
   std::vector<std::pair<std::string, at::Tensor>> named;
   explicit OptimCase(at::ScalarType dtype) {

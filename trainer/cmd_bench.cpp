@@ -70,9 +70,6 @@ double peak_tflops(const std::string& gpu, at::ScalarType dtype) {
   return 0;
 }
 
-void sync(const at::Device& dev) {
-  if (dev.is_cuda()) torch::cuda::synchronize(dev.index());
-}
 double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 }  // namespace
@@ -191,28 +188,28 @@ int cmd_bench(const Args& argv) {
 #endif
     at::Tensor last_loss;
     auto step = [&](double* f, double* b, double* o) {
-      double t = f ? (sync(dev), now_s()) : 0;
+      double t = f ? (synchronize(dev), now_s()) : 0;
       LossResult l = lm_loss(model, ids, pos, ids, fo);
-      if (f) { sync(dev); *f += now_s() - t; t = now_s(); }
+      if (f) { synchronize(dev); *f += now_s() - t; t = now_s(); }
       opt->arm();
       l.mean.backward();
       opt->finish();
-      if (b) { sync(dev); *b += now_s() - t; t = now_s(); }
+      if (b) { synchronize(dev); *b += now_s() - t; t = now_s(); }
       opt->clip_grad_norm(1.0);
       opt->step(1e-5);
       opt->zero_grad();
-      if (o) { sync(dev); *o += now_s() - t; }
+      if (o) { synchronize(dev); *o += now_s() - t; }
       last_loss = l.mean.detach();
     };
     const double t_first = now_s();
     for (int64_t i = 0; i < warmup; ++i) step(nullptr, nullptr, nullptr);
-    sync(dev);
+    synchronize(dev);
     res["first_steps_s"] = now_s() - t_first;
     std::vector<double> times;
     for (int64_t i = 0; i < steps; ++i) {  // each step timed to the device's end (one sync per step)
       const double t = now_s();
       step(nullptr, nullptr, nullptr);
-      sync(dev);
+      synchronize(dev);
       times.push_back(now_s() - t);
     }
     double f = 0, b = 0, o = 0;

@@ -24,6 +24,10 @@ at::Device parse_device(const std::string& name) {
   throw std::invalid_argument("unknown device '" + name + "' (expected cpu, cuda or cuda:N)");
 }
 
+void synchronize(const at::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize(device.index());  // index -1: the current device
+}
+
 std::optional<int64_t> visible_gpu_memory(int index) {
 #ifdef ROPEX_DEVICE_CUDA
   if (torch::cuda::is_available() && index < static_cast<int>(torch::cuda::device_count()))

@@ -7,6 +7,7 @@
 #include "models/safetensors.h"
 #include "models/sdpa_backends.h"
 #include "trainer/cuda_allocator.h"
+#include "trainer/device.h"
 #include "trainer/distributed.h"
 #include "trainer/optim.h"
 
@@ -27,10 +28,6 @@
 
 namespace ropex {
 namespace {
-
-void sync(const at::Device& d) {
-  if (d.is_cuda()) torch::cuda::synchronize(d.index() < 0 ? 0 : d.index());
-}
 
 double now_ms() {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -299,10 +296,10 @@ nlohmann::json device_check_sdpa(const at::Device& device, int64_t repeats) {
         if (!(err <= tol) || !(gerr <= grad_tol)) pass = false;
         std::vector<double> times;
         for (int64_t i = 0; i <= repeats; ++i) {  // the first pass is a warm-up
-          sync(device);
+          synchronize(device);
           const double t = now_ms();
           run(AttentionBackend::sdpa, dtype);
-          sync(device);
+          synchronize(device);
           if (i > 0) times.push_back(now_ms() - t);
         }
         std::sort(times.begin(), times.end());
