@@ -31,9 +31,10 @@ TEST(Bench, RopexAndTransformersLinesCompareSideBySide) {
   std::getline(in, line);
   const json r = json::parse(line);
   for (const char* k : {"impl", "shape", "params", "seq", "batch", "dtype", "device", "ckpt", "tokens_per_s", "step_ms", "fwd_ms",
-                        "bwd_ms", "opt_ms", "peak_mem_gib", "flops_per_token", "mfu"})
+                        "bwd_ms", "opt_ms", "peak_mem_gib", "tensor_peak_bytes", "flops_per_token", "mfu"})
     EXPECT_TRUE(r.contains(k)) << k;
   EXPECT_EQ(r["impl"], "ropex");
+  EXPECT_GT(r["tensor_peak_bytes"].get<int64_t>(), 0);  // counted on the CPU (trainer/cpu_tensor_count.h)
   EXPECT_GT(r["tokens_per_s"].get<double>(), 0);
   // Both are float64 from the same step time (printed with 17 digits, exact): 3 operations within 1 ulp
   // (2u) each on either side, 16u with margin.

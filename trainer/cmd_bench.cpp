@@ -3,12 +3,14 @@
 // reduction hooks, global-norm clipping, AdamW with float32 masters, zero_grad) on random
 // data for a model shape, and prints the fields bench/baseline_hf.py prints for transformers, so
 // bench/compare.py can put them side by side: tokens/s, step time and its breakdown, peak GPU
-// memory, model FLOPs per token and MFU (formula in bench/FLOPS.md).
+// memory, model FLOPs per token and MFU (formula in bench/FLOPS.md). Also the peak of live tensor
+// bytes (the CUDA allocator's, or on the CPU trainer/cpu_tensor_count.h's) beside `ropex plan`.
 #include "models/llama.h"
 #include "models/lm_loss.h"
 #include "models/sdpa_backends.h"
 #include "trainer/cli.h"
 #include "trainer/commands.h"
+#include "trainer/cpu_tensor_count.h"
 #include "trainer/device.h"
 #include "trainer/log.h"
 #include "trainer/plan.h"
@@ -151,6 +153,9 @@ int cmd_bench(const Args& argv) {
   if (dev.is_cuda()) gpu = at::cuda::getDeviceProperties(dev.index() < 0 ? 0 : dev.index())->name;
 #endif
   res["gpu"] = gpu.empty() ? nlohmann::json(nullptr) : nlohmann::json(gpu);
+  // On the CPU the tensors' peak is counted by an allocator in front of LibTorch's (the CUDA
+  // allocator keeps its own); from here on, so the model and optimizer states are in it.
+  if (!dev.is_cuda()) install_cpu_tensor_count();
   try {
     LlamaForCausalLM model(cfg, at::TensorOptions().device(dev).dtype(dtype));
     at::manual_seed(0);
@@ -186,6 +191,7 @@ int cmd_bench(const Args& argv) {
 #ifdef ROPEX_BENCH_CUDA
     if (dev.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(dev.index() < 0 ? 0 : dev.index());
 #endif
+    if (!dev.is_cuda()) reset_cpu_tensor_peak();
     at::Tensor last_loss;
     auto step = [&](double* f, double* b, double* o) {
       double t = f ? (synchronize(dev), now_s()) : 0;
@@ -239,6 +245,8 @@ int cmd_bench(const Args& argv) {
     res["mfu"] = peak > 0 ? nlohmann::json(tok_s * fpt / (peak * 1e12)) : nlohmann::json(nullptr);
     res["loss"] = last_loss.item<double>();
     res["peak_mem_gib"] = nullptr;
+    res["tensor_peak_bytes"] = nullptr;
+    if (!dev.is_cuda()) res["tensor_peak_bytes"] = cpu_tensor_bytes_peak();
     // What `ropex plan` says of this step (one rank, ZeRO-0), beside the measured peak: without the
     // allowance against the allocator's peak (CUDA), with it against a process's RSS (the CPU).
     const Plan plan = make_plan(cfg, {.seq = T, .micro_batch = B, .checkpoint_every = ckpt_every, .loss_chunk_tokens = loss_chunk,
@@ -249,6 +257,7 @@ int cmd_bench(const Args& argv) {
     if (dev.is_cuda()) {
       const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(dev.index() < 0 ? 0 : dev.index());
       res["peak_mem_gib"] = static_cast<double>(stats.allocated_bytes[0].peak) / (1 << 30);
+      res["tensor_peak_bytes"] = stats.allocated_bytes[0].peak;
     }
 #endif
   } catch (const c10::OutOfMemoryError&) {
