@@ -82,7 +82,7 @@ BUILD="$ROOT/build"
 JOBS="${ROPEX_JOBS:-$(nproc)}"
 APT_PACKAGES=(build-essential cmake ninja-build pkg-config ccache git
               libsentencepiece-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libgtest-dev libgloo-dev
-              libxxhash-dev python3-venv clang libclang-rt-14-dev)
+              libxxhash-dev libonig-dev libutf8proc-dev python3-venv clang libclang-rt-14-dev)
 
 log() { printf '\033[1m[run.sh]\033[0m %s\n' "$*" >&2; }
 die() { printf '[run.sh] error: %s\n' "$*" >&2; exit 1; }
@@ -132,7 +132,7 @@ setup() { use_bundle; use_python; setup_apt; setup_venv; }
 
 # ---- machines without a package registry: ./run.sh bundle-deps DIR, then ROPEX_DEPS=DIR ----
 # -dev packages whose shared libraries come along, and packages used for headers / static libraries.
-BUNDLE_WITH_LIBS=(libsentencepiece-dev libspdlog-dev libfmt-dev)
+BUNDLE_WITH_LIBS=(libsentencepiece-dev libspdlog-dev libfmt-dev libonig-dev libutf8proc-dev)
 BUNDLE_HEADERS=(nlohmann-json3-dev libgloo-dev libgtest-dev libxxhash-dev)   # xxHash: XXH_INLINE_ALL
 BUNDLE_BASE=" libc6 libgcc-s1 libstdc++6 "   # every machine with a C++ compiler has these
 
