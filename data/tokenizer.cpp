@@ -1,12 +1,13 @@
-// Tokenizer implementation over SentencePiece's processor and trainer.
-// Does: file checks with helpful errors, Llama training conventions, BOS/EOS
-// framing, id range checks before decoding. Does not: cache, batch, or touch
-// LibTorch.
+// Tokenizer implementation over SentencePiece's processor and trainer, or over a tokenizer.json
+// (data/tokenizers/). Does: file checks with helpful errors, Llama training conventions, BOS/EOS
+// framing, id range checks before decoding. Does not: cache, batch, or touch LibTorch.
 #include "data/tokenizer.h"
 
 #include <unistd.h>
 
 #include "data/input/files.h"
+#include "data/tokenizers/tokenizer_config.h"
+#include "data/tokenizers/tokenizer_json.h"
 
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
@@ -24,8 +25,10 @@ static_assert(sizeof(int) == sizeof(int32_t), "SentencePiece ids are int");
 
 struct Tokenizer::Impl {
   sentencepiece::SentencePieceProcessor sp;
+  std::unique_ptr<TokenizerJson> hf;  // set for a tokenizer.json; then `sp` is unused
   std::string path;
   bool cuts_at_spaces = false;  // encode() may cut long texts at spaces (see tokenizer.h)
+  int bos = -1, eos = -1, unk = -1, pad = -1;  // a tokenizer.json's (SentencePiece keeps its own)
 };
 
 namespace {
@@ -128,7 +131,44 @@ Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
 Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 Tokenizer::~Tokenizer() = default;
 
-Tokenizer Tokenizer::load(const std::string& model_path) {
+namespace {
+
+bool ends_with_json(const std::string& path) {
+  return path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0;
+}
+
+// A special token's id in a tokenizer.json, by its text; throws naming where the text came from
+// when the tokenizer has no such token.
+int hf_token_id(const TokenizerJson& hf, const std::optional<std::string>& token, const std::string& key,
+                const std::string& source) {
+  if (!token) return -1;
+  const std::optional<int32_t> id = hf.token_to_id(*token);
+  if (!id)
+    throw std::runtime_error(source + ": key '" + key + "': token " + quoted(*token) + " is not in the vocabulary of " +
+                             quoted(hf.path()));
+  return *id;
+}
+
+}  // namespace
+
+Tokenizer Tokenizer::load(const std::string& path) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) return load(model_tokenizer_path(path));
+  if (ends_with_json(path)) {
+    auto impl = std::make_unique<Impl>();
+    impl->path = path;
+    impl->hf = std::make_unique<TokenizerJson>(TokenizerJson::load(path));
+    const TokenizerJson& hf = *impl->hf;
+    const HfSpecialTokens named = read_special_tokens(fs::path(path).parent_path());
+    // BOS: what the post-processor puts first when it is one token, else tokenizer_config's bos_token.
+    if (hf.special_prefix().size() == 1) impl->bos = hf.special_prefix()[0];
+    else impl->bos = hf_token_id(hf, named.bos, "bos_token", named.source);
+    impl->eos = hf_token_id(hf, named.eos, "eos_token", named.source);
+    impl->unk = hf_token_id(hf, named.unk, "unk_token", named.source);
+    impl->pad = hf_token_id(hf, named.pad, "pad_token", named.source);
+    return Tokenizer(std::move(impl));
+  }
+  const std::string& model_path = path;
   require_readable_file(model_path, "tokenizer model");
   auto impl = std::make_unique<Impl>();
   impl->path = model_path;
@@ -263,12 +303,13 @@ void encode_into(const sentencepiece::SentencePieceProcessor& sp, std::string_vi
 }  // namespace
 
 bool Tokenizer::cuts_long_texts() const { return impl().cuts_at_spaces; }
+bool Tokenizer::is_tokenizer_json() const { return impl().hf != nullptr; }
 
 // Where encode() cuts `text` (each a space, which is dropped), in order; throws TextTooLong.
 std::vector<size_t> Tokenizer::cuts(std::string_view text) const {
   const Impl& im = impl();
   std::vector<size_t> out;
-  if (text.size() <= kPieceBytes) return out;
+  if (text.size() <= kPieceBytes || im.hf) return out;
   if (!im.cuts_at_spaces) {
     if (text.size() > kMaxUncut)
       throw TextTooLong("a text of " + std::to_string(text.size()) + " bytes: tokenizer " + quoted(im.path) +
@@ -302,8 +343,19 @@ std::vector<size_t> Tokenizer::cuts(std::string_view text) const {
 }
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos, bool add_eos) const {
-  std::vector<int> pieces;
   const Impl& im = impl();
+  if (im.hf) {
+    if (add_eos && im.eos < 0)
+      throw std::runtime_error("tokenizer " + quoted(im.path) + " names no end-of-text token: tokenizer.json does not say which it " +
+                               "is, and there is no tokenizer_config.json beside it with an eos_token (or leave the EOS out)");
+    std::vector<int32_t> ids;
+    if (add_bos) ids = im.hf->special_prefix();
+    const std::vector<int32_t> body = im.hf->encode(text, /*add_special_tokens=*/false);
+    ids.insert(ids.end(), body.begin(), body.end());
+    if (add_eos) ids.push_back(im.eos);
+    return ids;
+  }
+  std::vector<int> pieces;
   size_t start = 0;
   for (const size_t cut : cuts(text)) {
     encode_into(im.sp, text.substr(start, cut - start), pieces, im.path);
@@ -322,7 +374,13 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos, bool
   return ids;
 }
 
-std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
+std::vector<int32_t> Tokenizer::encode_with_special_tokens(std::string_view text) const {
+  if (impl().hf) return impl().hf->encode(text, /*add_special_tokens=*/true);
+  return encode(text, /*add_bos=*/bos_id() >= 0, /*add_eos=*/false);
+}
+
+std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool keep_special) const {
+  if (impl().hf) return impl().hf->decode(ids, /*skip_special_tokens=*/!keep_special);
   for (const int32_t id : ids) {
     if (id < 0 || id >= vocab_size()) {
       throw std::runtime_error("cannot decode id " + std::to_string(id) + ": outside the vocabulary of " +
@@ -331,6 +389,19 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
     }
   }
   std::string text;
+  if (keep_special) {  // control pieces as their text (<s>, </s>), the runs between them decoded whole
+    const auto& sp = impl().sp;
+    std::vector<int> run;
+    for (size_t i = 0; i <= ids.size(); ++i) {
+      if (i < ids.size() && !sp.IsControl(ids[i])) {
+        run.push_back(ids[i]);
+        continue;
+      }
+      if (!run.empty()) text += sp.DecodeIds(run), run.clear();
+      if (i < ids.size()) text += sp.IdToPiece(ids[i]);
+    }
+    return text;
+  }
   const auto status = impl().sp.Decode(std::vector<int>(ids.begin(), ids.end()), &text);
   if (!status.ok()) {
     throw std::runtime_error("decoding with tokenizer " + quoted(impl().path) +
@@ -339,18 +410,28 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
   return text;
 }
 
-int Tokenizer::vocab_size() const { return impl().sp.GetPieceSize(); }
-int Tokenizer::bos_id() const { return impl().sp.bos_id(); }
-int Tokenizer::eos_id() const { return impl().sp.eos_id(); }
-int Tokenizer::unk_id() const { return impl().sp.unk_id(); }
-int Tokenizer::pad_id() const { return impl().sp.pad_id(); }
+int Tokenizer::vocab_size() const { return impl().hf ? impl().hf->vocab_size() : impl().sp.GetPieceSize(); }
+int Tokenizer::bos_id() const { return impl().hf ? impl().bos : impl().sp.bos_id(); }
+int Tokenizer::eos_id() const { return impl().hf ? impl().eos : impl().sp.eos_id(); }
+int Tokenizer::unk_id() const { return impl().hf ? impl().unk : impl().sp.unk_id(); }
+int Tokenizer::pad_id() const { return impl().hf ? impl().pad : impl().sp.pad_id(); }
 const std::string& Tokenizer::path() const { return impl().path; }
 
-Tokenizer load_model_tokenizer(const std::string& model_dir, const std::string& override_path, int64_t model_vocab_size) {
-  const std::string path = override_path.empty() ? (fs::path(model_dir) / "tokenizer.model").string() : override_path;
+std::string model_tokenizer_path(const std::string& model_dir) {
   std::error_code ec;
-  if (!fs::exists(path, ec)) throw std::runtime_error(path + ": tokenizer model not found (pass --tokenizer FILE)");
-  input::require_regular_file(path, "a SentencePiece tokenizer.model");
+  for (const char* name : {"tokenizer.json", "tokenizer.model"}) {
+    const fs::path p = fs::path(model_dir) / name;
+    if (fs::exists(p, ec)) return p.string();
+  }
+  throw std::runtime_error(model_dir + ": no tokenizer.json or tokenizer.model in the model directory (pass --tokenizer FILE)");
+}
+
+Tokenizer load_model_tokenizer(const std::string& model_dir, const std::string& override_path, int64_t model_vocab_size) {
+  const std::string path = override_path.empty() ? model_tokenizer_path(model_dir) : override_path;
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw std::runtime_error(path + ": tokenizer not found (pass --tokenizer FILE)");
+  if (!fs::is_directory(path, ec))
+    input::require_regular_file(path, ends_with_json(path) ? "a tokenizer.json" : "a SentencePiece tokenizer.model");
   Tokenizer tok = Tokenizer::load(path);
   if (tok.vocab_size() > model_vocab_size)
     throw std::runtime_error(path + ": tokenizer has " + std::to_string(tok.vocab_size()) + " pieces but the model's vocab_size is " +

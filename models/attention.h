@@ -15,8 +15,10 @@ const char* attention_backend_name(AttentionBackend b);
 
 // q: [B, Hq, Tq, D]; k, v: [B, Hkv, Tk, D] with Hq % Hkv == 0. Causal with the queries aligned to
 // the END of the keys (query i sees keys 0 .. Tk - Tq + i), which is plain causal when Tq == Tk and
-// the right rule when earlier keys come from a cache. Returns [B, Hq, Tq, D] in q's dtype.
+// the right rule when earlier keys come from a cache. sliding_window W > 0 also limits query i to
+// the W keys ending at its own (key index > query index - W, transformers' sliding-window rule for
+// Mistral); 0 = none. Returns [B, Hq, Tq, D] in q's dtype.
 at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale,
-                            AttentionBackend backend);
+                            AttentionBackend backend, int64_t sliding_window = 0);
 
 }  // namespace ropex

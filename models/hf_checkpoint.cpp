@@ -1,5 +1,7 @@
 // HF directory <-> LlamaForCausalLM. See hf_checkpoint.h.
 #include "models/hf_checkpoint.h"
+
+#include "data/tokenizers/tokenizer_config.h"
 #include "models/model_memory.h"
 
 #include "trainer/log.h"
@@ -208,8 +210,13 @@ void save_pretrained(LlamaForCausalLM& model, const std::string& dir, const Save
   fs::rename(tmp, cfg_path);
   if (!opts.tokenizer_model.empty()) {
     if (!fs::is_regular_file(opts.tokenizer_model))
-      throw std::runtime_error(opts.tokenizer_model + ": tokenizer model not found");
-    fs::copy_file(opts.tokenizer_model, fs::path(dir) / "tokenizer.model", fs::copy_options::overwrite_existing);
+      throw std::runtime_error(opts.tokenizer_model + ": tokenizer not found");
+    // tokenizer.json keeps its name (with tokenizer_config.json beside it); any other file is the
+    // SentencePiece model, which transformers looks for as tokenizer.model.
+    const bool hf = fs::path(opts.tokenizer_model).extension() == ".json";
+    for (const fs::path& file : tokenizer_files(opts.tokenizer_model))
+      fs::copy_file(file, fs::path(dir) / (file == fs::path(opts.tokenizer_model) && !hf ? fs::path("tokenizer.model") : file.filename()),
+                    fs::copy_options::overwrite_existing);
   }
 }
 

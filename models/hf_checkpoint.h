@@ -57,7 +57,7 @@ struct SaveOptions {
   uint64_t max_shard_bytes = 0;       // 0 = one file
   at::ScalarType dtype = at::kFloat;  // dtype of the written tensors (config's torch_dtype follows)
   ConfigWriteOptions config;
-  std::string tokenizer_model;        // copied to DIR/tokenizer.model when non-empty
+  std::string tokenizer_model;        // non-empty: copied in (a .model as tokenizer.model, tokenizer.json with its companions)
 };
 void save_pretrained(LlamaForCausalLM& model, const std::string& dir, const SaveOptions& opts = {});
 

@@ -26,13 +26,16 @@ at::Tensor LlamaMLPImpl::forward(const at::Tensor& x) {
 }
 
 LlamaAttentionImpl::LlamaAttentionImpl(const LlamaConfig& c, const at::TensorOptions& options)
-    : num_heads(c.num_attention_heads), num_kv_heads(c.num_key_value_heads), head_dim(c.resolved_head_dim()) {
+    : num_heads(c.num_attention_heads), num_kv_heads(c.num_key_value_heads), head_dim(c.resolved_head_dim()),
+      sliding_window(c.sliding_window.value_or(0)) {
   scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
-  auto lin = [&](int64_t in, int64_t out) { return Linear(in, out, c.attention_bias, options); };
-  q_proj = register_module("q_proj", lin(c.hidden_size, num_heads * head_dim));
-  k_proj = register_module("k_proj", lin(c.hidden_size, num_kv_heads * head_dim));
-  v_proj = register_module("v_proj", lin(c.hidden_size, num_kv_heads * head_dim));
-  o_proj = register_module("o_proj", lin(num_heads * head_dim, c.hidden_size));
+  // Llama: attention_bias on all four projections; Qwen2: on q/k/v only (qkv_bias).
+  const bool in_bias = c.attention_bias || c.qkv_bias;
+  auto lin = [&](int64_t in, int64_t out, bool bias) { return Linear(in, out, bias, options); };
+  q_proj = register_module("q_proj", lin(c.hidden_size, num_heads * head_dim, in_bias));
+  k_proj = register_module("k_proj", lin(c.hidden_size, num_kv_heads * head_dim, in_bias));
+  v_proj = register_module("v_proj", lin(c.hidden_size, num_kv_heads * head_dim, in_bias));
+  o_proj = register_module("o_proj", lin(num_heads * head_dim, c.hidden_size, c.attention_bias));
 }
 
 at::Tensor LlamaAttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
@@ -50,7 +53,7 @@ at::Tensor LlamaAttentionImpl::forward(const at::Tensor& x, const at::Tensor& co
   const int64_t total = k.size(2);
   q = apply_rope(q, cos.narrow(1, total - T, T), sin.narrow(1, total - T, T));
   k = apply_rope(k, cos, sin);
-  at::Tensor out = causal_attention(q, k, v, scale, backend);  // [B, Hq, T, D]
+  at::Tensor out = causal_attention(q, k, v, scale, backend, sliding_window);  // [B, Hq, T, D]
   return o_proj(out.transpose(1, 2).reshape({B, T, num_heads * head_dim}));
 }
 

@@ -1,4 +1,5 @@
-// LlamaForCausalLM in LibTorch with Hugging Face's module names, so named_parameters() are the
+// LlamaForCausalLM in LibTorch with Hugging Face's module names (also Mistral's and Qwen2's, which share
+// the layout: LlamaConfig::model_type selects their biases and Mistral's sliding window), so named_parameters() are the
 // checkpoint keys (model.layers.N.self_attn.q_proj.weight, ...). RMSNorm in HF's order (normalise
 // in float32, cast back, multiply by the weight) or fused (models/rms_norm.h), SwiGLU MLP, GQA, explicit or derived head_dim,
 // tied or untied embeddings, optional attention/MLP biases.
@@ -52,6 +53,7 @@ struct LlamaAttentionImpl : torch::nn::Module {
                      AttentionBackend backend, LayerKVCache* cache);
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   int64_t num_heads, num_kv_heads, head_dim;
+  int64_t sliding_window;  // 0 = full causal attention (LlamaConfig::sliding_window)
   double scale;
 };
 TORCH_MODULE(LlamaAttention);

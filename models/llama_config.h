@@ -1,4 +1,10 @@
-// LlamaConfig: the model's shape and rope scaling, read from and written to HF config.json.
+// LlamaConfig: the model's shape and rope scaling, read from and written to HF config.json, for the
+// decoder families that share Llama's layout: model_type "llama" (Llama 1-3.x), "mistral" (no biases,
+// an optional sliding window over the keys) and "qwen2" (biases on q/k/v only; its per-layer sliding
+// window is refused). Each family's config.json is read and written with its own keys and
+// architecture name (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM), other keys a
+// transformers 5.x config carries (use_cache, layer_types, max_window_layers, ...) are tolerated as
+// transformers tolerates them.
 //
 // Reads both layouts: transformers 4.x (top-level rope_theta + rope_scaling with "type" or
 // "rope_type") and 5.x (rope_parameters holding rope_theta); if both dicts exist rope_scaling wins,
@@ -10,13 +16,19 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace ropex {
 
 // Every frequency-scaling parameter ropex knows. Which ones matter depends on `type`.
 struct RopeScaling {
-  std::string type = "default";  // default | linear | ntk | dynamic | yarn | dynamic-yarn | llama3
+  std::string type = "default";  // default | linear | ntk | dynamic | yarn | dynamic-yarn | llama3 | longrope
   double factor = 1.0;
+  // longrope: factor absent from config.json, so transformers derives it as
+  // max_position_embeddings / original_max_position_embeddings (it only sets the attention factor).
+  bool factor_from_lengths = false;
+  std::vector<double> short_factor;              // longrope: per-pair divisors up to the original length
+  std::vector<double> long_factor;               // longrope: per-pair divisors beyond it
   int64_t original_max_position_embeddings = 0;  // 0 = unset
   std::optional<double> attention_factor;        // yarn: replaces the computed factor
   std::optional<double> beta_fast;               // yarn: default 32
@@ -39,7 +51,13 @@ constexpr double kMaxRopeFactor = 4096;
 const std::vector<std::string>& rope_types();
 bool transformers_has_rope_type(const std::string& type);
 
+// The config.json families ropex loads (model_type values).
+const std::vector<std::string>& model_types();
+// "LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM".
+std::string architecture_name(const std::string& model_type);
+
 struct LlamaConfig {
+  std::string model_type = "llama";  // llama | mistral | qwen2 (model_types())
   int64_t vocab_size = 32000;
   int64_t hidden_size = 4096;
   int64_t intermediate_size = 11008;
@@ -55,9 +73,17 @@ struct LlamaConfig {
   bool tie_word_embeddings = false;
   bool attention_bias = false;
   bool mlp_bias = false;
+  bool qkv_bias = false;  // qwen2: q/k/v projections carry biases, o_proj does not
+  // mistral: each query attends to itself and the sliding_window - 1 keys before it (transformers'
+  // rule, by sequence index); unset = full causal attention.
+  std::optional<int64_t> sliding_window;
+  int64_t max_window_layers = 28;  // qwen2: kept for export; no effect while use_sliding_window is false
   std::string hidden_act = "silu";
   std::optional<int64_t> bos_token_id = 1;
   std::optional<int64_t> eos_token_id = 2;
+  // Every eos id when config.json lists several (Llama 3.1+: [128001, 128008, 128009]); eos_token_id is
+  // the first. Written back as the list.
+  std::vector<int64_t> eos_token_ids;
   std::optional<int64_t> pad_token_id;
   std::string torch_dtype = "float32";
   double initializer_range = 0.02;
@@ -69,8 +95,10 @@ struct LlamaConfig {
 
 // Parses an HF rope dict (rope_scaling or rope_parameters, "type" or "rope_type" form). Unknown keys
 // are errors (naming the key and source); rope_theta/partial_rotary_factor inside are handled by the
-// caller. `max_position_embeddings` fills original_max_position_embeddings for yarn/llama3 when the
-// dict lacks it (what transformers 5.x does); pass 0 to make that an error.
+// caller. `max_position_embeddings` fills original_max_position_embeddings for yarn/llama3/longrope
+// when the dict lacks it (what transformers 5.x does); pass 0 to make that an error. A top-level
+// original_max_position_embeddings (Phi-3 style) overrides the dict's: config_from_json applies it,
+// as transformers' models do when they compute the frequencies.
 RopeScaling rope_scaling_from_json(const nlohmann::json& dict, const std::string& source,
                                    int64_t max_position_embeddings);
 // The HF dict for `rope` (both "type" and "rope_type", factor as a float, only non-default keys).

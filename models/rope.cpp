@@ -69,6 +69,30 @@ at::Tensor llama3_inv_freq(const RopeScaling& r, double base, int64_t dim) {
   at::Tensor medium = at::logical_not(wavelen < high_wavelen).logical_and(at::logical_not(wavelen > low_wavelen));
   return at::where(medium, smoothed, scaled);
 }
+
+// LongRoPE (transformers' _compute_longrope_parameters): inv_freq[i] = 1 / (ext[i] * base^(2i/D)) with
+// ext = long_factor once the runtime length exceeds the original length, short_factor up to it (and
+// at init, seq_len 0). The attention factor does not depend on the length:
+// sqrt(1 + ln(factor) / ln(original)) (1 when factor <= 1) unless attention_factor is given, where
+// a missing factor is max_position_embeddings / original.
+RopeParams longrope_params(const RopeScaling& r, double base, int64_t dim, int64_t max_position_embeddings, int64_t seq_len) {
+  const int64_t original = r.original_max_position_embeddings;
+  const std::vector<double>& ext = seq_len > original ? r.long_factor : r.short_factor;
+  if (static_cast<int64_t>(ext.size()) != dim / 2)
+    throw std::invalid_argument("longrope " + std::string(seq_len > original ? "long_factor" : "short_factor") + " has " +
+                                std::to_string(ext.size()) + " entries; head_dim " + std::to_string(dim) + " needs " +
+                                std::to_string(dim / 2));
+  const double factor = r.factor_from_lengths
+                            ? static_cast<double>(max_position_embeddings) / static_cast<double>(original)
+                            : r.factor;
+  double attention = 1.0;
+  if (r.attention_factor) attention = *r.attention_factor;
+  else if (factor > 1.0) attention = std::sqrt(1.0 + std::log(factor) / std::log(static_cast<double>(original)));
+  // float32 as transformers: the list becomes a float32 tensor, base^(exponent) is float32 pow.
+  at::Tensor ext_t = at::tensor(ext, at::kDouble).to(at::kFloat);
+  at::Tensor pow = at::pow(base, at::arange(0, dim, 2, at::kLong).to(at::kFloat) / static_cast<double>(dim));
+  return {(ext_t * pow).reciprocal(), attention};
+}
 }  // namespace
 
 namespace {
@@ -101,6 +125,7 @@ RopeParams compute_unchecked(const LlamaConfig& cfg, int64_t seq_len) {
     return yarn_params(r, base, dim, s);
   }
   if (r.type == "llama3") return {llama3_inv_freq(r, base, dim), 1.0};
+  if (r.type == "longrope") return longrope_params(r, base, dim, cfg.max_position_embeddings, seq_len);
   throw std::invalid_argument("unknown rope type '" + r.type + "'");
 }
 }  // namespace

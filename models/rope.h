@@ -19,11 +19,15 @@ struct RopeParams {
 };
 
 // seq_len is the runtime length for the dynamic types (ignored by the static ones); 0 = at init
-// (transformers' seq_len=None: max_position_embeddings for dynamic, base frequencies for dynamic-yarn).
+// (transformers' seq_len=None: max_position_embeddings for dynamic, base frequencies for dynamic-yarn,
+// the short factors for longrope).
 RopeParams compute_rope_params(const LlamaConfig& cfg, int64_t seq_len = 0);
 
-// True for the types whose frequencies depend on the runtime length.
-inline bool rope_is_dynamic(const RopeScaling& r) { return r.type == "dynamic" || r.type == "dynamic-yarn"; }
+// True for the types whose frequencies depend on the runtime length (longrope switches from its
+// short to its long factors once the length exceeds original_max_position_embeddings).
+inline bool rope_is_dynamic(const RopeScaling& r) {
+  return r.type == "dynamic" || r.type == "dynamic-yarn" || r.type == "longrope";
+}
 
 // cos/sin for position ids [B, T] (int64): each [B, T, head_dim] in `dtype`, angles in float32
 // (the outer product position x inv_freq is done in float32 as transformers does, then cast).

@@ -1,6 +1,8 @@
 // Sharded, verified checkpoints: save, commit, find, resume, prune, export. See checkpoint.h.
 #include "trainer/checkpoint.h"
 
+#include "data/tokenizers/tokenizer_config.h"
+
 #include "models/hf_checkpoint.h"
 #include "trainer/log.h"
 #include "data/input/json.h"
@@ -138,8 +140,8 @@ void CheckpointWriter::save(const DataParallelOptimizer& opt, const Loader& load
     f->run_config = opts_.run_config.dump(2) + "\n";
     mine += f->trainer_state.size() + f->model_config.size() + f->run_config.size();
     std::error_code ec;
-    if (!opts_.tokenizer_model.empty() && fs::is_regular_file(opts_.tokenizer_model, ec))
-      mine += fs::file_size(opts_.tokenizer_model, ec);
+    if (!opts_.tokenizer_file.empty() && fs::is_regular_file(opts_.tokenizer_file, ec))
+      for (const fs::path& file : tokenizer_files(opts_.tokenizer_file)) mine += fs::file_size(file, ec);
   }
   uint64_t total = 0;
   for (const auto& s : dist_.allgather_string(std::to_string(mine))) total += std::stoull(s);
@@ -182,8 +184,11 @@ void CheckpointWriter::save(const DataParallelOptimizer& opt, const Loader& load
         fp->records.push_back(write_checked((fp->partial / "config.json").string(), "config.json", fp->model_config));
         fp->records.push_back(write_checked((fp->partial / "trainer_state.json").string(), "trainer_state.json", fp->trainer_state));
         fp->records.push_back(write_checked((fp->partial / "run_config.json").string(), "run_config.json", fp->run_config));
-        if (!opts_.tokenizer_model.empty() && fs::is_regular_file(opts_.tokenizer_model))
-          fp->records.push_back(copy_checked(opts_.tokenizer_model, (fp->partial / "tokenizer.model").string(), "tokenizer.model"));
+        if (!opts_.tokenizer_file.empty() && fs::is_regular_file(opts_.tokenizer_file))
+          for (const fs::path& file : tokenizer_files(opts_.tokenizer_file)) {
+            const std::string name = file.filename().string();
+            fp->records.push_back(copy_checked(file.string(), (fp->partial / name).string(), name));
+          }
       }
     } catch (const std::exception& e) {
       fp->error = e.what();
@@ -536,8 +541,10 @@ void export_checkpoint(const std::string& checkpoint_dir, const std::string& out
   });
   hf.torch_dtype = dtype_name(dtype);
   st::write_text_file((fs::path(out_dir) / "config.json").string(), config_to_json(hf, {}).dump(2) + "\n");
-  const fs::path tok = fs::path(checkpoint_dir) / "tokenizer.model";
-  if (fs::exists(tok)) fs::copy_file(tok, fs::path(out_dir) / "tokenizer.model", fs::copy_options::overwrite_existing);
+  for (const char* name : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"}) {
+    const fs::path tok = fs::path(checkpoint_dir) / name;
+    if (fs::exists(tok)) fs::copy_file(tok, fs::path(out_dir) / name, fs::copy_options::overwrite_existing);
+  }
 }
 
 }  // namespace ropex

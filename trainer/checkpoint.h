@@ -47,7 +47,7 @@ struct CheckpointOptions {
   bool async = false;
   nlohmann::json model_config;  // config.json
   nlohmann::json run_config;    // run_config.json
-  std::string tokenizer_model;  // copied when it exists
+  std::string tokenizer_file;  // tokenizer.json or .model, copied with its companions (tokenizer_config.h) when it exists
 };
 
 class CheckpointWriter {

@@ -51,7 +51,7 @@ int cmd_eval(const Args& argv) {
                  "with several ranks (./run.sh eval --nproc N ..., torchrun --no-python, srun), prompts and windows\n"
                  "are shared out. Lengths at which a task's prompt cannot fit are skipped with a warning; results\n"
                  "are written after each task.");
-  args.option("model", "DIR", "Hugging Face Llama directory (config.json, safetensors, tokenizer.model)")
+  args.option("model", "DIR", "Hugging Face model directory (config.json, safetensors, tokenizer.json or tokenizer.model)")
       .option("tasks", "LIST", "comma-separated: ppl, passkey, kv (default: all three with --data, else passkey,kv)")
       .option("lengths", "N,N,...", "context lengths in tokens (default: doubling from half the pre-trained window "
                                     "to max(max_position_embeddings, 4x the pre-trained window))")
@@ -67,7 +67,7 @@ int cmd_eval(const Args& argv) {
       .option("seed", "N", "seed of the prompts (keys, ids)", "0")
       .option("output", "DIR", "where results go (default: MODEL/eval)")
       .option("label", "NAME", "the model's name in tables and legends (default: the directory's name)")
-      .option("tokenizer", "FILE", "SentencePiece model (default: MODEL/tokenizer.model)")
+      .option("tokenizer", "FILE", "tokenizer.json or SentencePiece .model (default: MODEL's, tokenizer.json first)")
       .option("pretrained-len", "N", "the pre-trained window to mark (default: from config.json)")
       .option("device", "cpu|cuda|cuda:N", "where to run (cuda under a distributed launch: cuda:LOCAL_RANK)", "cpu")
       .option("dtype", "float32|bfloat16|float16", "compute dtype", "float32")
@@ -167,7 +167,7 @@ int cmd_make_tasks(const Args& argv) {
                  "each is a passkey, key-value or copy prompt that fits in --length tokens with its answer, followed by\n"
                  "filler so the document is longer than --length (a loader taking the first N tokens sees the\n"
                  "whole example). Depths / asked positions are uniform in [0, 1].");
-  args.option("tokenizer", "FILE", "SentencePiece model the lengths are counted with")
+  args.option("tokenizer", "PATH", "tokenizer.json or SentencePiece .model the lengths are counted with")
       .option("task", "passkey|kv|copy", "which task (copy: a run of random ids repeated, for pre-training from scratch)")
       .option("length", "N", "tokens per example, BOS included (the training window)")
       .option("min-length", "N",

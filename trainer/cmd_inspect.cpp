@@ -72,22 +72,48 @@ int inspect_rope(const Args& argv) {
     c.rope = j.is_null() ? RopeScaling{} : rope_scaling_from_json(j, "--rope-scaling", c.max_position_embeddings);
   }
   c.validate(dir);
+  const auto values = [](const RopeParams& p) {
+    return std::vector<double>(p.inv_freq.data_ptr<float>(), p.inv_freq.data_ptr<float>() + p.inv_freq.numel());
+  };
   RopeParams p = compute_rope_params(c, args.get_int("seq-len"));
-  std::vector<double> inv(p.inv_freq.data_ptr<float>(), p.inv_freq.data_ptr<float>() + p.inv_freq.numel());
+  std::vector<double> inv = values(p);
+  // longrope has two frequency sets: short factors up to original_max_position_embeddings, long beyond.
+  const bool longrope = c.rope.type == "longrope";
+  std::vector<double> inv_short, inv_long;
+  if (longrope) {
+    inv_short = values(compute_rope_params(c, 0));
+    inv_long = values(compute_rope_params(c, c.rope.original_max_position_embeddings + 1));
+  }
   if (args.flag_set("json")) {
     nlohmann::json out = {{"rope_type", c.rope.type}, {"rope_theta", c.rope_theta}, {"head_dim", c.resolved_head_dim()},
                           {"rope_scaling", c.rope.is_default() ? nlohmann::json(nullptr) : rope_scaling_to_json(c.rope)},
                           {"attention_factor", p.attention_factor}, {"inv_freq", inv}};
+    if (longrope) {
+      out["inv_freq_short"] = inv_short;  // sequences up to original_max_position_embeddings
+      out["inv_freq_long"] = inv_long;    // longer sequences
+      out["original_max_position_embeddings"] = c.rope.original_max_position_embeddings;
+    }
     std::cout << out.dump() << std::endl;
     return 0;
   }
   std::cout << "rope             " << describe_rope(c.rope, c.rope_theta) << "\n"
             << "attention_factor " << std::setprecision(9) << p.attention_factor
-            << " (cos and sin are multiplied by it; attention logits by its square)\n"
-            << "inv_freq         " << inv.size() << " pairs (i, inv_freq, wavelength in positions)\n";
-  for (size_t i = 0; i < inv.size(); ++i)
-    std::cout << "  " << std::setw(4) << i << "  " << std::scientific << std::setprecision(9) << inv[i] << "  "
-              << std::fixed << std::setprecision(1) << 2 * M_PI / inv[i] << "\n";
+            << " (cos and sin are multiplied by it; attention logits by its square)\n";
+  const auto table = [](const char* title, const std::vector<double>& v) {
+    std::cout << title << v.size() << " pairs (i, inv_freq, wavelength in positions)\n";
+    for (size_t i = 0; i < v.size(); ++i)
+      std::cout << "  " << std::setw(4) << i << "  " << std::scientific << std::setprecision(9) << v[i] << "  " << std::fixed
+                << std::setprecision(1) << 2 * M_PI / v[i] << "\n";
+  };
+  if (!longrope) {
+    table("inv_freq         ", inv);
+    return 0;
+  }
+  const int64_t original = c.rope.original_max_position_embeddings;
+  std::cout << "longrope         short factors up to length " << original << ", long factors beyond (seq-len "
+            << args.get_int("seq-len") << " uses the " << (args.get_int("seq-len") > original ? "long" : "short") << " set)\n";
+  table("inv_freq short   ", inv_short);
+  table("inv_freq long    ", inv_long);
   return 0;
 }
 }  // namespace

@@ -49,7 +49,7 @@ int cmd_prepare(const std::vector<std::string>& argv) {
                  "(tokens.bin, index.bin, meta.json, stats.json, COMPLETE) for `ropex train`.\n"
                  "Written to DIR.partial-<pid> and renamed when complete; an interrupted run leaves\n"
                  "only that folder, removed by the next prepare.");
-  args.option("tokenizer", "MODEL", "SentencePiece tokenizer.model")
+  args.option("tokenizer", "PATH", "tokenizer.json, SentencePiece .model, or a model directory (its tokenizer.json first)")
       .option("input", "FILE", "a .jsonl or .txt file; documents keep the given order", std::nullopt, true)
       .option("output", "DIR", "token store directory to create")
       .option("text-field", "NAME", ".jsonl: the string field holding the text", "text")

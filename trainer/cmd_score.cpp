@@ -1,5 +1,6 @@
 // ropex score: mean next-token NLL and perplexity of a text's first N tokens under a model, in one
-// window with BOS prepended (no striding: see `ropex eval` for sliding-window perplexity).
+// window with the tokenizer's own special tokens added as transformers adds them (BOS for Llama,
+// none for Qwen2; no striding: see `ropex eval` for sliding-window perplexity).
 #include "data/input/files.h"
 #include "data/tokenizer.h"
 #include "models/hf_checkpoint.h"
@@ -25,12 +26,13 @@ std::string read_text(const std::string& path) {
 }  // namespace
 
 int cmd_score(const Args& argv) {
-  ArgParser args("score", "Scores the first N tokens of a text (BOS prepended, one window): mean next-token\n"
-                          "negative log-likelihood (nats) and perplexity.");
-  args.option("model", "DIR", "Hugging Face Llama directory (config.json, safetensors, tokenizer.model)")
+  ArgParser args("score", "Scores the first N tokens of a text (one window, the tokenizer's special tokens added\n"
+                          "as transformers adds them: BOS for Llama): mean next-token negative log-likelihood\n"
+                          "(nats) and perplexity.");
+  args.option("model", "DIR", "Hugging Face model directory (config.json, safetensors, tokenizer.json or tokenizer.model)")
       .option("text", "FILE", "UTF-8 text file to score")
-      .option("tokenizer", "FILE", "SentencePiece model (default: DIR/tokenizer.model)")
-      .option("max-tokens", "N", "score at most N tokens, BOS included (default: all)")
+      .option("tokenizer", "FILE", "tokenizer.json or SentencePiece .model (default: DIR's, tokenizer.json first)")
+      .option("max-tokens", "N", "score at most N tokens, special tokens included (default: all)")
       .option("device", "cpu|cuda", "where to run", "cpu")
       .option("dtype", "float32|bfloat16|float16", "compute dtype", "float32")
       .option("attention", "sdpa|reference", "attention implementation", "sdpa")
@@ -46,9 +48,9 @@ int cmd_score(const Args& argv) {
   lo.dtype = parse_dtype_name(args.get("dtype"));
   LlamaForCausalLM model = load_model_or_checkpoint(model_dir, lo);
   const Tokenizer tok = load_model_tokenizer(model_dir, args.has("tokenizer") ? args.get("tokenizer") : "", model->config().vocab_size);
-  std::vector<int32_t> ids = tok.encode(read_text(text_path), /*add_bos=*/true, /*add_eos=*/false);
+  std::vector<int32_t> ids = tok.encode_with_special_tokens(read_text(text_path));
   if (max_tokens > 0 && static_cast<int64_t>(ids.size()) > max_tokens) ids.resize(max_tokens);
-  if (ids.size() < 2) throw std::runtime_error(text_path + ": fewer than one token after BOS; nothing to score");
+  if (ids.size() < 2) throw std::runtime_error(text_path + ": fewer than two tokens (special tokens included); nothing to score");
 
   const int64_t T = static_cast<int64_t>(ids.size());
   if (T > model->config().max_position_embeddings)

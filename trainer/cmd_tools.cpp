@@ -89,7 +89,7 @@ int cmd_new_model(const Args& argv) {
                               "config.json keys: --set hidden_size=64 --set num_hidden_layers=2 ... ; vocab_size\n"
                               "defaults to the tokenizer's. Unknown keys and values of the wrong type are errors.");
   args.option("output", "DIR", "directory to write (refused if it holds anything, unless --overwrite)")
-      .option("tokenizer", "MODEL", "SentencePiece model to copy in (sets vocab_size)")
+      .option("tokenizer", "PATH", "tokenizer.json or SentencePiece .model to copy in (sets vocab_size)")
       .option("set", "KEY=VALUE", "a config.json key", std::nullopt, /*repeatable=*/true)
       .option("seed", "S", "initialisation seed", "0")
       .flag("overwrite", "replace what --output holds");

@@ -21,4 +21,5 @@ int cmd_make_tasks(const Args& args);  // retrieval examples as training documen
 int cmd_bench(const Args& args);       // training-step throughput, memory, MFU
 int cmd_plan(const Args& args);        // per-rank memory and step cost of a run config
 int cmd_device_check(const Args& args);  // the C++ stages of the GPU check
+int cmd_tokenize(const Args& args);      // a text's ids under a tokenizer, or ids' text
 }  // namespace ropex

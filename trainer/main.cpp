@@ -35,6 +35,7 @@ const std::map<std::string, Command>& commands() {
       {"plan", {ropex::cmd_plan, "per-rank memory, tokens and FLOPs per step of a run config, and whether it fits the GPUs"}},
       {"eval", {ropex::cmd_eval, "perplexity by length, passkey and key-value retrieval, with tables and pictures"}},
       {"make-tasks", {ropex::cmd_make_tasks, "write passkey / key-value retrieval examples as training documents"}},
+      {"tokenize", {ropex::cmd_tokenize, "a text's ids under a tokenizer.json or SentencePiece model (or --decode ids)"}},
       {"score", {ropex::cmd_score, "mean next-token NLL and perplexity of a text under a model"}},
       {"inspect", {ropex::cmd_inspect, "show a model (inspect model), its rope frequencies (inspect rope) "
                                        "or a position sampler's plans (inspect positions)"}},

@@ -74,7 +74,12 @@ RopeScaling run_rope(const RunConfig& cfg, const LlamaConfig& model, int64_t* ma
   return r;
 }
 
-std::string model_tokenizer(const RunConfig& cfg) { return (fs::path(cfg.model.path) / "tokenizer.model").string(); }
+// The model directory's tokenizer as transformers would pick it (tokenizer.json first); "" when it has none.
+std::string model_tokenizer(const RunConfig& cfg) {
+  for (const char* name : {"tokenizer.json", "tokenizer.model"})
+    if (fs::exists(fs::path(cfg.model.path) / name)) return (fs::path(cfg.model.path) / name).string();
+  return "";
+}
 
 std::string resume_hint(const RunConfig& cfg) {
   return cfg.checkpoint.resume == "never" ? "to resume, run again with --set checkpoint.resume=auto"
@@ -99,7 +104,7 @@ std::unique_ptr<Loader> make_loader(const RunConfig& cfg, const LlamaConfig& mod
   if (store->vocab_size() > model.vocab_size)
     throw std::runtime_error(cfg.data.store + ": tokenized with a vocabulary of " + std::to_string(store->vocab_size()) +
                              " but the model has vocab_size " + std::to_string(model.vocab_size));
-  if (fs::exists(model_tokenizer(cfg))) check_store_tokenizer(store->meta(), cfg.data.store, model_tokenizer(cfg));
+  if (!model_tokenizer(cfg).empty()) check_store_tokenizer(store->meta(), cfg.data.store, model_tokenizer(cfg));
   // Every id below the vocabulary size, checked before the first step rather than met as an
   // embedding's "index out of range" hours into training (a scan at memory speed).
   try {
@@ -337,8 +342,8 @@ Job setup(const RunConfig& cfg, const nlohmann::json& resolved, const std::vecto
         std::ofstream(job.run_dir / "run_config.json") << resolved.dump(2) << "\n";
         log::info(run_summary(cfg, job.env.world));
         log::debug("resolved config:\n" + resolved.dump(2));
-        if (!fs::exists(model_tokenizer(cfg)))
-          log::warn("model.path " + cfg.model.path + " has no tokenizer.model: data.store's tokenizer cannot be checked "
+        if (model_tokenizer(cfg).empty())
+          log::warn("model.path " + cfg.model.path + " has no tokenizer.json or tokenizer.model: data.store's tokenizer cannot be checked "
                     "against the model's, and checkpoints and the export will have no tokenizer (transformers and vLLM "
                     "need one: copy the model's tokenizer files into the export)");
       },
@@ -455,7 +460,7 @@ TrainSummary train(const RunConfig& cfg, const nlohmann::json& resolved, const s
                                                                                           .with_rope_parameters = false,
                                                                                           .allow_ropex_types = true}),
                                       .run_config = job.checkpoint_config,
-                                      .tokenizer_model = model_tokenizer(cfg)});
+                                      .tokenizer_file = model_tokenizer(cfg)});
   const LrSchedule sched{cfg.schedule.type, cfg.optim.lr, cfg.schedule.warmup_steps, cfg.schedule.steps, cfg.schedule.min_lr_ratio};
   Reporter report(job);
   TrainSummary summary;

@@ -25,8 +25,12 @@ class TokenizerJson {
 
   // The ids of tokenizers' `encode(text, add_special_tokens=...)`. With add_special_tokens the
   // post-processor's tokens for a single sequence are added (e.g. Llama-3's <|begin_of_text|>).
+  // `text` that is not valid UTF-8 (which cannot reach the Python library) is not refused: each
+  // maximal invalid byte sequence is read as U+FFFD, as Python's decode(errors="replace") does.
+  // Thread-safe: several threads may encode with one TokenizerJson.
   std::vector<int32_t> encode(std::string_view text, bool add_special_tokens) const;
-  // tokenizers' `decode(ids, skip_special_tokens=...)`. Throws naming an id outside the vocabulary.
+  // tokenizers' `decode(ids, skip_special_tokens=...)`. Throws naming an id outside the vocabulary
+  // (the library drops such ids silently).
   std::string decode(const std::vector<int32_t>& ids, bool skip_special_tokens) const;
 
   // One more than the largest id of the model's vocabulary and the added tokens.
