@@ -24,7 +24,7 @@ if mode == "make":
     import transformers as tf
     vocab = Tokenizer.from_file(tok_path).get_vocab_size(with_added_tokens=True)
     common = dict(vocab_size=vocab + 7, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                  num_key_value_heads=2, max_position_embeddings=256, rms_norm_eps=1e-6)
+                  num_key_value_heads=2, max_position_embeddings=256, rms_norm_eps=1e-6)  # the models' settings (Llama-2's epsilon), not limits
     if family == "qwen2":
         cfg = tf.Qwen2Config(**common, tie_word_embeddings=True, use_sliding_window=False, rope_theta=1000000.0)
         cls, special = tf.Qwen2ForCausalLM, {"bos_token": None, "eos_token": "<|endoftext|>"}

@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_reference import positions, reference  # noqa: E402
 
 TINY = dict(vocab_size=320, hidden_size=64, intermediate_size=112, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=2, rms_norm_eps=1e-6)
+            num_key_value_heads=2, rms_norm_eps=1e-6)  # the models' settings (Llama-2's epsilon), not limits
 HALF = 8  # head_dim 16 / 2: entries of a LongRoPE factor list
 
 

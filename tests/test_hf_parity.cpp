@@ -15,6 +15,7 @@
 //     logits of two such samples differs by well under 2x, and 4 leaves another 2x.
 #include "models/hf_checkpoint.h"
 #include "models/lm_loss.h"
+#include "tests/parity_check.h"
 #include "tests/test_util.h"
 #include "tests/tolerance.h"
 
@@ -78,32 +79,11 @@ TEST_P(HFParity, LogitsLossAndGradientsMatchTransformers) {
     }
     loss.mean.backward();
     const LlamaConfig cfg = load_config(dir);
-    const int64_t B = ref["input_ids"].size(0), T = ref["input_ids"].size(1);
-    const double logit_limit = tol::llama_forward(cfg, T);
-    const double ref_loss = ref["loss"].item<double>();
-    const double loss_limit = tol::mean_nll(cfg, T, B * T, ref["logits"].abs().max().item<double>(), ref_loss) / ref_loss;
-    const double grad_limit = tol::llama_backward(cfg, T, B * T);
-    const double logit_err = rel_err(logits, ref["logits"]);
-    EXPECT_LE(logit_err, logit_limit) << c.name << " logits";
-    EXPECT_LE(rel_err(loss.mean, ref["loss"]), loss_limit) << c.name << " loss";
-    double worst_grad = 0;
-    size_t n_grads = 0;
-    for (auto& p : model->named_parameters()) {
-      auto it = ref.find("grad." + p.key());
-      ASSERT_NE(it, ref.end()) << "reference lacks the gradient of " << p.key();
-      ASSERT_TRUE(p.value().grad().defined()) << p.key() << " got no gradient";
-      const double e = rel_err(p.value().grad(), it->second);
-      EXPECT_LE(e, grad_limit) << c.name << " grad of " << p.key();
-      worst_grad = std::max(worst_grad, e);
-      ++n_grads;
-    }
-    size_t ref_grads = 0;
-    for (const auto& [k, v] : ref) ref_grads += k.rfind("grad.", 0) == 0;
-    EXPECT_EQ(n_grads, ref_grads) << "parameter sets differ";
-    if (chunk == 0) RecordProperty(std::string("logits_rel_err_") + attention_backend_name(backend), std::to_string(logit_err));
+    const ParityErrors e = expect_matches_reference(model, cfg, logits, loss.mean, ref, c.name);
+    if (chunk == 0) RecordProperty(std::string("logits_rel_err_") + attention_backend_name(backend), std::to_string(e.logits));
     std::cout << "[parity] " << c.name << "/" << c.file << " " << attention_backend_name(backend) << " loss chunk " << chunk
-              << ": logits " << logit_err << " (limit " << logit_limit << "), loss " << rel_err(loss.mean, ref["loss"]) << " ("
-              << loss_limit << "), worst grad " << worst_grad << " (" << grad_limit << ")\n";
+              << ": logits " << e.logits << " (limit " << e.logit_limit << "), loss " << e.loss << " (" << e.loss_limit
+              << "), worst grad " << e.worst_grad << " (" << e.grad_limit << ")\n";
   }
 }
 
