@@ -417,13 +417,20 @@ int Tokenizer::unk_id() const { return impl().hf ? impl().unk : impl().sp.unk_id
 int Tokenizer::pad_id() const { return impl().hf ? impl().pad : impl().sp.pad_id(); }
 const std::string& Tokenizer::path() const { return impl().path; }
 
-std::string model_tokenizer_path(const std::string& model_dir) {
+std::string find_model_tokenizer(const std::string& model_dir) {
   std::error_code ec;
   for (const char* name : {"tokenizer.json", "tokenizer.model"}) {
     const fs::path p = fs::path(model_dir) / name;
     if (fs::exists(p, ec)) return p.string();
   }
-  throw std::runtime_error(model_dir + ": no tokenizer.json or tokenizer.model in the model directory (pass --tokenizer FILE)");
+  return "";
+}
+
+std::string model_tokenizer_path(const std::string& model_dir) {
+  std::string path = find_model_tokenizer(model_dir);
+  if (path.empty())
+    throw std::runtime_error(model_dir + ": no tokenizer.json or tokenizer.model in the model directory (pass --tokenizer FILE)");
+  return path;
 }
 
 Tokenizer load_model_tokenizer(const std::string& model_dir, const std::string& override_path, int64_t model_vocab_size) {

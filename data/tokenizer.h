@@ -102,7 +102,8 @@ class Tokenizer {
 };
 
 // The file transformers' AutoTokenizer would use in a model directory: tokenizer.json when present,
-// else tokenizer.model. Throws naming the directory when it has neither.
+// else tokenizer.model; "" when it has neither (find_), or a throw naming the directory.
+std::string find_model_tokenizer(const std::string& model_dir);
 std::string model_tokenizer_path(const std::string& model_dir);
 
 // The tokenizer of a Hugging Face model directory: `override_path` when non-empty, else

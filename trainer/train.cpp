@@ -75,11 +75,7 @@ RopeScaling run_rope(const RunConfig& cfg, const LlamaConfig& model, int64_t* ma
 }
 
 // The model directory's tokenizer as transformers would pick it (tokenizer.json first); "" when it has none.
-std::string model_tokenizer(const RunConfig& cfg) {
-  for (const char* name : {"tokenizer.json", "tokenizer.model"})
-    if (fs::exists(fs::path(cfg.model.path) / name)) return (fs::path(cfg.model.path) / name).string();
-  return "";
-}
+std::string model_tokenizer(const RunConfig& cfg) { return find_model_tokenizer(cfg.model.path); }
 
 std::string resume_hint(const RunConfig& cfg) {
   return cfg.checkpoint.resume == "never" ? "to resume, run again with --set checkpoint.resume=auto"
