@@ -16,8 +16,11 @@
 #   ./run.sh configure    setup + configure only (CMake, no compiling)
 #   ./run.sh bundle-deps DIR
 #                         download the Debian packages the build needs besides torch (SentencePiece,
-#                         nlohmann/json, spdlog, fmt, gloo headers, xxHash, GoogleTest) and unpack them into
-#                         DIR, listed in DIR/MANIFEST, for machines without a package registry
+#                         Oniguruma, utf8proc, zlib, zstd, protobuf-c with protoc-c, ISA-L, nlohmann/json,
+#                         spdlog, fmt, gloo headers, xxHash, GoogleTest) and unpack them into
+#                         DIR, listed in DIR/MANIFEST, for machines without a package registry; also
+#                         Arrow/Parquet C++ (for .parquet inputs) from the venv's pyarrow wheel into
+#                         DIR/pyarrow (about 65 MB; ROPEX_BUNDLE_PARQUET=0 leaves it out)
 #   ./run.sh train CONFIG [--nproc N] [--set key=value ...]
 #                         build, then train on N local ranks (default 1) without Python: each rank
 #                         gets RANK/WORLD_SIZE/LOCAL_RANK/MASTER_ADDR/MASTER_PORT; if one fails the
@@ -69,6 +72,10 @@
 #                       system's packages; implies ROPEX_SKIP_APT=1
 #   ROPEX_PYTHON=PY     use this Python's torch (and transformers, for the tests) instead of .venv
 #   ROPEX_BUILD_DIR=DIR build folder (default: build)
+#   ROPEX_BUNDLE_PARQUET=0
+#                       bundle-deps without pyarrow's Arrow/Parquet libraries and headers (libarrow alone
+#                       is ~47 MB: for bundles that must stay small); a build with such a bundle takes
+#                       Arrow from ROPEX_PYTHON's (or .venv's) pyarrow or the system, else reads no .parquet
 #   ROPEX_SKIP_BUILD=1  no setup or build step: commands use the build folder's ropex as it is (e.g.
 #                       ./run.sh train on compute nodes without a package registry)
 set -euo pipefail
@@ -82,7 +89,8 @@ BUILD="$ROOT/build"
 JOBS="${ROPEX_JOBS:-$(nproc)}"
 APT_PACKAGES=(build-essential cmake ninja-build pkg-config ccache git
               libsentencepiece-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libgtest-dev libgloo-dev
-              libxxhash-dev libonig-dev libutf8proc-dev python3-venv clang libclang-rt-14-dev)
+              libxxhash-dev libonig-dev libutf8proc-dev zlib1g-dev libzstd-dev python3-venv clang libclang-rt-14-dev
+              libprotobuf-c-dev protobuf-c-compiler libisal-dev)   # TensorBoard event files: protobuf-c, protoc-c, ISA-L CRC32C
 
 log() { printf '\033[1m[run.sh]\033[0m %s\n' "$*" >&2; }
 die() { printf '[run.sh] error: %s\n' "$*" >&2; exit 1; }
@@ -132,7 +140,10 @@ setup() { use_bundle; use_python; setup_apt; setup_venv; }
 
 # ---- machines without a package registry: ./run.sh bundle-deps DIR, then ROPEX_DEPS=DIR ----
 # -dev packages whose shared libraries come along, and packages used for headers / static libraries.
-BUNDLE_WITH_LIBS=(libsentencepiece-dev libspdlog-dev libfmt-dev libonig-dev libutf8proc-dev)
+BUNDLE_WITH_LIBS=(libsentencepiece-dev libspdlog-dev libfmt-dev libonig-dev libutf8proc-dev zlib1g-dev zlib1g libzstd-dev)   # zlib1g: not pulled in by name (not lib*)
+# TensorBoard event files: protobuf-c and ISA-L (CRC32C), and protoc-c (protobuf-c-compiler, with
+# libprotoc): CMake runs the bundle's usr/bin/protoc-c with the bundle's libraries.
+BUNDLE_WITH_LIBS+=(libprotobuf-c-dev libisal-dev protobuf-c-compiler)
 BUNDLE_HEADERS=(nlohmann-json3-dev libgloo-dev libgtest-dev libxxhash-dev)   # xxHash: XXH_INLINE_ALL
 BUNDLE_BASE=" libc6 libgcc-s1 libstdc++6 "   # every machine with a C++ compiler has these
 
@@ -178,8 +189,10 @@ bundle_deps() {
     ln -sfn "$(realpath -m --relative-to="$(dirname "$link")" "$tmp$(readlink "$link")")" "$link"
   done < <(find "$tmp" -type l -lname '/*')
   find "$tmp" -xtype l -delete   # links into packages left out (libgloo.so: gloo is used for headers only)
+  local pyarrow_version=""
+  [[ "${ROPEX_BUNDLE_PARQUET:-1}" == 0 ]] || pyarrow_version="$(bundle_pyarrow "$tmp/pyarrow")"
   local sos glibc="" glibcxx=""
-  mapfile -t sos < <(find "$tmp/usr/lib" -name '*.so*' -type f)
+  mapfile -t sos < <(find "$tmp/usr/lib" ${pyarrow_version:+"$tmp/pyarrow/lib"} -name '*.so*' -type f)
   if ((${#sos[@]})); then
     glibc="$(grep -ahoE 'GLIBC_[0-9]+(\.[0-9]+)+' "${sos[@]}" | sort -uV | tail -1)"
     glibcxx="$(grep -ahoE 'GLIBCXX_[0-9]+(\.[0-9]+)+' "${sos[@]}" | sort -uV | tail -1)"
@@ -190,12 +203,32 @@ bundle_deps() {
     echo "arch $(dpkg --print-architecture)"
     echo "needs ${glibc:-GLIBC_0} ${glibcxx:-GLIBCXX_0}"
     for deb in "$tmp"/debs/*.deb; do dpkg-deb --show --showformat='package ${Package} ${Version} ${Architecture}\n' "$deb"; done
+    [[ -z "$pyarrow_version" ]] || echo "pyarrow $pyarrow_version"
   } > "$tmp/MANIFEST"
   rm -rf "$tmp/debs" "$tmp/apt.log"
   [[ -e "$dir" ]] && rm -rf "$dir"
   mv "$tmp" "$dir"
   log "bundle $dir ($(du -sh "$dir" | cut -f1)): $(awk '$1 == "package" { printf "%s%s %s", sep, $2, $3; sep = ", " }' "$dir/MANIFEST")"
   log "build with it: ROPEX_DEPS=$dir [ROPEX_PYTHON=/path/to/python-with-torch] ./run.sh build"
+}
+
+# Arrow/Parquet C++ for the Parquet reader (CMakeLists.txt looks in ROPEX_DEPS/pyarrow first): the
+# venv's (or ROPEX_PYTHON's) pyarrow wheel's libarrow.so.N and libparquet.so.N into DIR/lib, the arrow/
+# and parquet/ headers into DIR/include; prints the pyarrow version.
+bundle_pyarrow() {
+  local dir="$1" py="${ROPEX_PYTHON:-$VENV/bin/python}" info inc lib version f
+  [[ -n "${ROPEX_PYTHON:-}" ]] || setup_venv >&2
+  info="$("$py" -c 'import pyarrow; print(pyarrow.get_include()); print(pyarrow.get_library_dirs()[0]); print(pyarrow.__version__)' 2>/dev/null)" ||
+    die "bundle-deps: $py has no pyarrow (pip install pyarrow==26.0.1, or ROPEX_BUNDLE_PARQUET=0 for a bundle without Parquet support)"
+  { read -r inc; read -r lib; read -r version; } <<<"$info"
+  mkdir -p "$dir/lib" "$dir/include"
+  for f in "$lib"/libarrow.so.[0-9]* "$lib"/libparquet.so.[0-9]*; do
+    [[ -f "$f" ]] || die "bundle-deps: $lib lacks libarrow.so.* or libparquet.so.*"
+    cp -L "$f" "$dir/lib/"
+  done
+  cp -r "$inc/arrow" "$inc/parquet" "$dir/include/"
+  log "bundling pyarrow $version's Arrow/Parquet C++ ($(du -sh "$dir" | cut -f1); ROPEX_BUNDLE_PARQUET=0 leaves it out)"
+  echo "$version"
 }
 
 # ROPEX_DEPS: check the bundle fits this machine; no apt.

@@ -1,22 +1,26 @@
-// Prepare implementation: input checks, .jsonl/.txt readers with FILE:LINE error reports,
-// order-preserving multi-threaded tokenization in batches, progress, statistics, and the
-// TokenStoreWriter calls. See prepare.h for what it does and does not do.
+// Prepare implementation: input checks, the record stream of data/readers/ with FILE:LINE (or
+// FILE: row N) error reports, order-preserving multi-threaded tokenization in batches, the
+// vocabulary check of pre-tokenized ids, progress, statistics, and the TokenStoreWriter calls. See
+// prepare.h for what it does and does not do.
 //
 // Flow: the calling thread reads records into a batch (~1 MiB of text); the batch is tokenized
 // by N threads that each take the next unclaimed document and write its ids into that document's
 // own slot; the calling thread then appends the slots to the store in order. Reading and
-// tokenizing do not overlap (tokenizing dominates).
+// tokenizing do not overlap (tokenizing dominates). Pre-tokenized documents go straight to the
+// store, in order.
 #include "data/prepare.h"
 
 #include "data/input/files.h"
 #include "data/input/json.h"
+#include "data/readers/format.h"
+#include "data/readers/parquet_reader.h"
+#include "data/readers/reader.h"
 
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <bit>
-#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <exception>
@@ -46,77 +50,40 @@ std::string in_quotes(const std::string& s) { return "'" + s + "'"; }
 
 // ---- inputs ----
 
-enum class InputKind { jsonl, txt };
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
+readers::ReaderOptions reader_options(const PrepareOptions& o) {
+  return {.text_field = o.text_field, .ids_field = o.ids_field, .txt_split = o.txt_split};
 }
 
-InputKind input_kind(const std::string& path) {
-  const std::string ext = lower(fs::path(path).extension().string());
-  if (ext == ".jsonl") return InputKind::jsonl;
-  if (ext == ".txt") return InputKind::txt;
-  const std::vector<std::string> compressed = {".gz", ".zst", ".bz2", ".xz", ".zip", ".lz4"};
-  if (std::find(compressed.begin(), compressed.end(), ext) != compressed.end()) {
-    throw std::runtime_error("input " + in_quotes(path) + " is compressed, which prepare does not read; decompress it " +
-                             "first (e.g. gunzip -k / zstd -d). Accepted: .jsonl, .txt");
-  }
-  throw std::runtime_error("input " + in_quotes(path) + ": unsupported extension " + in_quotes(ext) +
-                           "; accepted: .jsonl (one JSON object per line) and .txt (plain UTF-8 text)");
-}
-
-// All inputs are checked before any work, so a typo in the 10th file fails in a second.
-uint64_t check_inputs(const std::vector<std::string>& inputs) {
-  if (inputs.empty()) throw std::runtime_error("prepare: no input files given");
+// All inputs are checked (name and first bytes, data/readers/format.h) before any work, so a typo
+// in the 10th file fails in a second.
+uint64_t check_inputs(const PrepareOptions& o) {
+  if (o.inputs.empty()) throw std::runtime_error("prepare: no input files given");
   uint64_t total = 0;
-  for (const auto& path : inputs) {
-    input_kind(path);
+  for (const auto& path : o.inputs) {
+    readers::format_from_name(path);
     std::error_code ec;
     if (!fs::exists(path, ec)) throw std::runtime_error("input " + in_quotes(path) + " does not exist");
-    input::require_regular_file(path, "a .jsonl or .txt corpus file");  // a FIFO or device is refused
+    const readers::InputFormat format = readers::detect_format(path);  // a FIFO or device is refused
+    if (format.records == readers::RecordFormat::txt && !o.ids_field.empty()) {
+      throw std::runtime_error("input " + in_quotes(path) + " is a text file, which holds no token ids; with --ids-field " +
+                               "every input must be .jsonl (plain, .gz or .zst) or .parquet");
+    }
+    if (format.records == readers::RecordFormat::parquet && !readers::parquet_available()) {
+      readers::open_parquet_reader(path, reader_options(o));  // throws, saying how to get Parquet support
+    }
     total += fs::file_size(path, ec);
   }
   return total;
 }
 
-// Offset of the first byte that is not part of valid UTF-8 (no overlongs, surrogates or code
-// points above U+10FFFF), or npos.
-size_t first_invalid_utf8(std::string_view s) {
-  static constexpr uint32_t kMinCodePoint[] = {0, 0x80, 0x800, 0x10000};
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    int extra = 0;
-    uint32_t cp = c;
-    if (c >= 0x80) {
-      if ((c & 0xE0) == 0xC0) extra = 1, cp = c & 0x1F;
-      else if ((c & 0xF0) == 0xE0) extra = 2, cp = c & 0x0F;
-      else if ((c & 0xF8) == 0xF0) extra = 3, cp = c & 0x07;
-      else return i;
-    }
-    for (int k = 1; k <= extra; ++k) {
-      if (i + k >= s.size() || (static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return i;
-      cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
-    }
-    if (cp < kMinCodePoint[extra] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;
-    i += static_cast<size_t>(extra) + 1;
-  }
-  return std::string_view::npos;
-}
-
 // ---- malformed records ----
-
-// A malformed record found by a parser; the reader adds the file and line.
-struct Malformed {
-  std::string what;
-};
 
 class ErrorSink {
  public:
   explicit ErrorSink(OnError mode) : mode_(mode) {}
-  void report(const std::string& file, int64_t line, const std::string& what) {
-    const std::string msg = file + ":" + std::to_string(line) + ": " + what;
+  // `place` is "FILE:LINE" or "FILE: row N".
+  void report(const std::string& place, const std::string& what) {
+    const std::string msg = place + ": " + what;
     if (mode_ == OnError::fail) throw std::runtime_error(msg + " (pass --on-error skip to skip malformed records)");
     if (examples_.size() < kMaxReportedErrors) {
       log::warn("skipping " + msg + (examples_.size() + 1 == kMaxReportedErrors ? " (further ones not shown)" : ""));
@@ -133,118 +100,37 @@ class ErrorSink {
   std::vector<std::string> examples_;
 };
 
-// ---- readers: call ctx.emit(text) per document, in file order ----
-
-struct ReadContext {
-  ErrorSink& errors;
-  std::function<void(std::string&&)> emit;
-  uint64_t bytes_read = 0;
+// What is wrong with a record that read well (an id outside the vocabulary, a text too long to
+// tokenize): reported at the record's place like a reader's malformed record.
+struct Malformed {
+  std::string what;
 };
 
-std::ifstream open_input(const std::string& path) {
-  // A FIFO or device would block or never end: only regular files are corpora.
-  input::require_regular_file(path, "a .jsonl or .txt corpus file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot open input " + in_quotes(path));
-  return in;
-}
+// Reads every input in order, reporting malformed records to `errors` and calling `on_record` with
+// each text or ids record (it may throw Malformed) and `on_progress` with the bytes consumed of all
+// inputs so far.
 
-void check_read(const std::ifstream& in, const std::string& path) {
-  if (in.bad()) throw std::runtime_error("error while reading input " + in_quotes(path));
-}
-
-bool is_blank(std::string_view line) { return line.find_first_not_of(" \t\r\f\v") == std::string_view::npos; }
-
-std::string keys_of(const json& object) {
-  std::string out;
-  int n = 0;
-  for (const auto& [key, _] : object.items()) {
-    if (n++ == 5) return out + ", ...";
-    out += (out.empty() ? "" : ", ") + key;
-  }
-  return out.empty() ? "none" : out;
-}
-
-std::string text_of_jsonl_line(const std::string& line, const std::string& field) {
-  json record;
-  try {
-    record = input::parse_json(line, "record");  // also rejects invalid UTF-8 inside strings
-  } catch (const input::JsonInputError& e) {
-    std::string reason = e.reason();  // it quotes the offending input, which can be a whole line
-    throw Malformed{reason.size() <= 240 ? reason : reason.substr(0, 240) + "..."};
-  }
-  if (!record.is_object()) throw Malformed{std::string("expected a JSON object, got ") + record.type_name()};
-  const auto it = record.find(field);
-  if (it == record.end()) throw Malformed{"no \"" + field + "\" field (keys: " + keys_of(record) + ")"};
-  if (!it->is_string()) throw Malformed{"field \"" + field + "\" is " + it->type_name() + ", expected a string"};
-  return it->get<std::string>();
-}
-
-void read_jsonl(const std::string& path, const std::string& field, ReadContext& ctx) {
-  std::ifstream in = open_input(path);
-  std::string line;
-  for (int64_t line_no = 1; std::getline(in, line); ++line_no) {
-    ctx.bytes_read += line.size() + 1;
-    if (is_blank(line)) continue;
-    try {
-      ctx.emit(text_of_jsonl_line(line, field));
-    } catch (const Malformed& m) {
-      ctx.errors.report(path, line_no, m.what);
+void read_inputs(const PrepareOptions& o, ErrorSink& errors, const std::function<void(readers::Record&)>& on_record,
+                 const std::function<void(uint64_t)>& on_progress) {
+  uint64_t done = 0;
+  readers::Record rec;
+  for (const auto& path : o.inputs) {
+    const auto reader = readers::open_reader(path, reader_options(o));
+    while (reader->next(rec)) {
+      if (rec.kind == readers::Record::Kind::malformed) {
+        errors.report(reader->place(rec.number), rec.text);
+        continue;
+      }
+      try {
+        on_record(rec);
+      } catch (const Malformed& m) {
+        errors.report(reader->place(rec.number), m.what);
+      }
+      on_progress(done + reader->bytes_consumed());
     }
+    done += reader->bytes_consumed();
   }
-  check_read(in, path);
-}
-
-// Emits `text` (which starts at line `first_line` of `path`) unless it is not UTF-8.
-void emit_checked_text(std::string&& text, const std::string& path, int64_t first_line, ReadContext& ctx) {
-  const size_t bad = first_invalid_utf8(text);
-  if (bad == std::string_view::npos) {
-    try {
-      return ctx.emit(std::move(text));
-    } catch (const Malformed& m) {
-      return ctx.errors.report(path, first_line, m.what);
-    }
-  }
-  const int64_t line = first_line + std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(bad), '\n');
-  ctx.errors.report(path, line, "invalid UTF-8 (byte " + std::to_string(static_cast<unsigned char>(text[bad])) + ")");
-}
-
-void read_txt_file(const std::string& path, ReadContext& ctx) {
-  std::ifstream in = open_input(path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  check_read(in, path);
-  std::string s = text.str();
-  ctx.bytes_read += s.size();
-  emit_checked_text(std::move(s), path, 1, ctx);
-}
-
-// Documents are runs of non-blank lines, joined by '\n'; blank lines (whitespace only) separate them.
-void read_txt_paragraphs(const std::string& path, ReadContext& ctx) {
-  std::ifstream in = open_input(path);
-  std::string line, doc;
-  int64_t doc_line = 0;
-  auto flush = [&] {
-    if (!doc.empty()) emit_checked_text(std::exchange(doc, {}), path, doc_line, ctx);
-  };
-  for (int64_t line_no = 1; std::getline(in, line); ++line_no) {
-    ctx.bytes_read += line.size() + 1;
-    if (is_blank(line)) {
-      flush();
-      continue;
-    }
-    if (doc.empty()) doc_line = line_no;
-    else doc += '\n';
-    doc += line;
-  }
-  check_read(in, path);
-  flush();
-}
-
-void read_input(const std::string& path, const PrepareOptions& o, ReadContext& ctx) {
-  if (input_kind(path) == InputKind::jsonl) return read_jsonl(path, o.text_field, ctx);
-  if (o.txt_split == TxtSplit::blank_line) return read_txt_paragraphs(path, ctx);
-  read_txt_file(path, ctx);
+  on_progress(done);
 }
 
 // ---- tokenizing ----
@@ -282,10 +168,17 @@ std::vector<std::vector<int32_t>> tokenize_batch(const Tokenizer& tok, const std
 }
 
 // Collects documents into batches, tokenizes each batch and appends it to the store in order.
+// Pre-tokenized documents (add_ids) are stored at once, framed by `prefix` and `suffix` (the BOS /
+// EOS ids the tokenizer would add to a text, when asked).
 class Batcher {
  public:
-  Batcher(const Tokenizer& tok, TokenStoreWriter& writer, const PrepareOptions& o, int threads)
-      : tok_(tok), writer_(writer), opt_(o), threads_(threads) {}
+  Batcher(const Tokenizer& tok, TokenStoreWriter& writer, const PrepareOptions& o, int threads, bool add_bos, bool add_eos)
+      : tok_(tok), writer_(writer), opt_(o), threads_(threads), add_bos_(add_bos), add_eos_(add_eos) {
+    if (!o.ids_field.empty()) {
+      prefix_ = tok.encode("", add_bos, false);
+      suffix_ = tok.encode("", false, add_eos);
+    }
+  }
 
   void add(std::string&& text) {
     if (text.empty()) {
@@ -297,21 +190,23 @@ class Batcher {
     if (batch_bytes_ >= kBatchBytes || texts_.size() >= kBatchDocs) flush();
   }
 
-  void flush() {
-    for (const auto& ids : tokenize_batch(tok_, texts_, threads_, opt_.add_bos, opt_.add_eos)) {
-      const size_t piece = opt_.chunk_tokens > 0 ? static_cast<size_t>(opt_.chunk_tokens) : ids.size();
-      size_t begin = 0;
-      for (; begin + piece <= ids.size() && piece > 0; begin += piece) {
-        const size_t end = begin + piece;
-        writer_.add_document(std::span<const int32_t>(ids).subspan(begin, end - begin));
-        lengths_.push_back(static_cast<int64_t>(end - begin));
-        tokens_ += static_cast<int64_t>(end - begin);
-      }
-      if (begin < ids.size()) {  // chunking: the piece shorter than chunk_tokens is dropped
-        chunk_dropped_ += static_cast<int64_t>(ids.size() - begin);
-        ++chunk_dropped_docs_;
-      }
+  void add_ids(const std::vector<int32_t>& ids) {
+    if (ids.empty()) {
+      ++empty_;
+      return;
     }
+    flush();
+    if (prefix_.empty() && suffix_.empty()) return store(ids);
+    framed_.clear();
+    framed_.insert(framed_.end(), prefix_.begin(), prefix_.end());
+    framed_.insert(framed_.end(), ids.begin(), ids.end());
+    framed_.insert(framed_.end(), suffix_.begin(), suffix_.end());
+    store(framed_);
+  }
+
+  void flush() {
+    if (texts_.empty()) return;
+    for (const auto& ids : tokenize_batch(tok_, texts_, threads_, add_bos_, add_eos_)) store(ids);
     texts_.clear();
     batch_bytes_ = 0;
   }
@@ -323,10 +218,28 @@ class Batcher {
   int64_t chunk_dropped_docs() const { return chunk_dropped_docs_; }
 
  private:
+  // Appends one document, cut into chunk_tokens pieces when chunking.
+  void store(const std::vector<int32_t>& ids) {
+    const size_t piece = opt_.chunk_tokens > 0 ? static_cast<size_t>(opt_.chunk_tokens) : ids.size();
+    size_t begin = 0;
+    for (; begin + piece <= ids.size() && piece > 0; begin += piece) {
+      const size_t end = begin + piece;
+      writer_.add_document(std::span<const int32_t>(ids).subspan(begin, end - begin));
+      lengths_.push_back(static_cast<int64_t>(end - begin));
+      tokens_ += static_cast<int64_t>(end - begin);
+    }
+    if (begin < ids.size()) {  // chunking: the piece shorter than chunk_tokens is dropped
+      chunk_dropped_ += static_cast<int64_t>(ids.size() - begin);
+      ++chunk_dropped_docs_;
+    }
+  }
+
   const Tokenizer& tok_;
   TokenStoreWriter& writer_;
   const PrepareOptions& opt_;
   int threads_;
+  bool add_bos_, add_eos_;
+  std::vector<int32_t> prefix_, suffix_, framed_;
   std::vector<std::string> texts_;
   size_t batch_bytes_ = 0;
   std::vector<int64_t> lengths_;
@@ -430,14 +343,29 @@ json tokenizer_info(const Tokenizer& tok) {
           {"eos_id", tok.eos_id()}};
 }
 
+// Unset add_bos / add_eos: yes for text, no for pre-tokenized ids (prepare.h).
+bool resolved_bos(const PrepareOptions& o) { return o.add_bos.value_or(o.ids_field.empty()); }
+bool resolved_eos(const PrepareOptions& o) { return o.add_eos.value_or(o.ids_field.empty()); }
+
 json prepare_info(const PrepareOptions& o) {
   return {{"inputs", o.inputs},
           {"text_field", o.text_field},
+          {"ids_field", o.ids_field},
           {"txt_split", o.txt_split == TxtSplit::file ? "file" : "blank_line"},
           {"on_error", o.on_error == OnError::skip ? "skip" : "fail"},
-          {"add_bos", o.add_bos},
-          {"add_eos", o.add_eos},
+          {"add_bos", resolved_bos(o)},
+          {"add_eos", resolved_eos(o)},
           {"chunk_tokens", o.chunk_tokens}};
+}
+
+// The first id of `ids` outside [0, vocab_size), as a malformed-record message; "" when none.
+std::string id_outside_vocabulary(const std::vector<int32_t>& ids, int vocab_size, const std::string& tokenizer) {
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] < 0 || ids[i] >= vocab_size)
+      return cat("token id ", ids[i], " at index ", i, " is outside the vocabulary of ", tokenizer, " (ids 0 to ",
+                 vocab_size - 1, "): ids made with another tokenizer?");
+  }
+  return "";
 }
 
 int resolve_threads(int threads) {
@@ -542,7 +470,7 @@ std::string PrepareStats::table() const {
 }
 
 PrepareStats prepare_corpus(const PrepareOptions& o) {
-  const uint64_t total_bytes = check_inputs(o.inputs);
+  const uint64_t total_bytes = check_inputs(o);
   check_windows(o.windows);
   if (o.chunk_tokens < 0) throw std::runtime_error(cat("prepare: chunk_tokens must be >= 0, got ", o.chunk_tokens));
   const int threads = resolve_threads(o.threads);
@@ -558,20 +486,26 @@ PrepareStats prepare_corpus(const PrepareOptions& o) {
 
   ErrorSink errors(o.on_error);
   Progress progress(total_bytes);
-  Batcher batcher(tok, writer, o, threads);
-  ReadContext ctx{errors, {}};
-  ctx.emit = [&](std::string&& text) {
+  Batcher batcher(tok, writer, o, threads, resolved_bos(o), resolved_eos(o));
+  uint64_t bytes_read = 0;
+  auto on_record = [&](readers::Record& rec) {
+    if (rec.kind == readers::Record::Kind::ids) {
+      if (std::string bad = id_outside_vocabulary(rec.ids, tok.vocab_size(), tok.path()); !bad.empty()) throw Malformed{bad};
+      return batcher.add_ids(rec.ids);
+    }
     try {
-      tok.cuts(text);  // a document encode() would refuse is a malformed record, reported with its place
+      tok.cuts(rec.text);  // a document encode() would refuse is a malformed record, reported with its place
     } catch (const TextTooLong& e) {
       throw Malformed{e.what()};
     }
-    batcher.add(std::move(text));
-    progress.update(ctx.bytes_read, static_cast<int64_t>(batcher.lengths().size()), batcher.tokens());
+    batcher.add(std::move(rec.text));
   };
-  for (const auto& path : o.inputs) read_input(path, o, ctx);
+  read_inputs(o, errors, on_record, [&](uint64_t bytes) {
+    bytes_read = bytes;
+    progress.update(bytes, static_cast<int64_t>(batcher.lengths().size()), batcher.tokens());
+  });
   batcher.flush();
-  progress.done(ctx.bytes_read, static_cast<int64_t>(batcher.lengths().size()), batcher.tokens());
+  progress.done(bytes_read, static_cast<int64_t>(batcher.lengths().size()), batcher.tokens());
 
   PrepareStats stats = summarize_lengths(batcher.lengths(), o.windows);
   stats.skipped = errors.count();
@@ -595,17 +529,20 @@ PrepareStats prepare_corpus(const PrepareOptions& o) {
 }
 
 int64_t write_documents_as_text(const PrepareOptions& o, const std::string& out_path) {
-  check_inputs(o.inputs);
+  if (!o.ids_field.empty()) throw std::runtime_error("write_documents_as_text reads text, not token ids (ids_field is set)");
+  check_inputs(o);
   std::ofstream out(out_path, std::ios::binary | std::ios::trunc);
   if (!out) throw std::runtime_error("cannot write " + in_quotes(out_path));
   ErrorSink errors(o.on_error);
   int64_t documents = 0;
-  ReadContext ctx{errors, [&](std::string&& text) {
-                    if (text.empty()) return;
-                    out << text << (text.back() == '\n' ? "\n" : "\n\n");
-                    ++documents;
-                  }};
-  for (const auto& path : o.inputs) read_input(path, o, ctx);
+  read_inputs(
+      o, errors,
+      [&](readers::Record& rec) {
+        if (rec.text.empty()) return;
+        out << rec.text << (rec.text.back() == '\n' ? "\n" : "\n\n");
+        ++documents;
+      },
+      [](uint64_t) {});
   out.flush();
   if (!out) throw std::runtime_error("writing " + in_quotes(out_path) + " failed");
   if (errors.count() > 0) log::warn(cat(errors.count(), " malformed record(s) skipped"));

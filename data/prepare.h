@@ -1,22 +1,27 @@
-// Prepare: turns text files into a token store (data/token_store.h) for training, the work
+// Prepare: turns corpus files into a token store (data/token_store.h) for training, the work
 // behind `ropex prepare`.
 //
-// Inputs: .jsonl (one JSON object per line, the text in a configurable string field; blank lines
-// skipped) and .txt (one document per file, or split at blank lines). Anything else, compressed
-// files included, is an error naming the file, found before any work starts. Malformed records
-// (bad JSON, not an object, missing or non-string field, invalid UTF-8) are reported as
-// FILE:LINE and either skipped (counted, the first 10 logged) or fatal. Documents whose text is
-// empty are dropped and counted. Documents keep input order, whatever the thread count: the
-// store is byte-identical for 1 and N threads.
+// Inputs (data/readers/): .jsonl and .txt, plain or compressed (.gz, .zst; compression is also
+// recognised by a file's first bytes), and .parquet. Text comes from a configurable field or column
+// (text_field); with ids_field set the inputs are pre-tokenized (.jsonl or .parquet holding arrays
+// of token ids), stored as given after a check that every id is in the tokenizer's vocabulary, with
+// BOS/EOS only when asked. The same documents give byte-identical tokens.bin and index.bin whichever
+// format they come in. A file ropex does not read is an error naming it, found before any work
+// starts. Malformed records (bad JSON, not an object, missing or wrong-typed field, invalid UTF-8, an
+// id outside the vocabulary, a null Parquet value) are reported as FILE:LINE or FILE: row N and
+// either skipped (counted, the first 10 logged) or fatal; input that cannot be read further (a
+// truncated or corrupt compressed stream) is always fatal. Documents whose text or ids are empty are
+// dropped and counted. Documents keep input order, whatever the thread count: the store is
+// byte-identical for 1 and N threads.
 //
 // Threads share one Tokenizer: SentencePiece's Encode is const and documented thread-safe by its
 // maintainers (google/sentencepiece#207, #657), and ropex::Tokenizer::encode adds no state.
 //
 // meta.json gets "tokenizer": {"path" (absolute), "size" (bytes), "fnv1a64" (hex FNV-1a-64 of the
 // file's bytes: identifies the file, not a cryptographic hash), "vocab_size", "bos_id",
-// "eos_id"}, "prepare": the options that shape the output (inputs, text_field, txt_split,
-// add_bos, add_eos, on_error; never thread count or time, so reruns are byte-identical), and
-// "stats" (also written as stats.json).
+// "eos_id"}, "prepare": the options that shape the output (inputs, text_field, ids_field,
+// txt_split, add_bos, add_eos, on_error, chunk_tokens; never thread count or time, so reruns are
+// byte-identical), and "stats" (also written as stats.json).
 //
 // It does NOT train tokenizers, deduplicate, filter by quality, shuffle or pack documents (long ones
 // can be cut into fixed-size pieces: chunk_tokens).
@@ -25,26 +30,30 @@
 #include <cstdint>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "data/readers/reader.h"
 
 namespace ropex {
 
 enum class OnError { skip, fail };
-enum class TxtSplit { file, blank_line };
+using TxtSplit = readers::TxtSplit;
 OnError parse_on_error(const std::string& name);     // "skip" | "fail"; throws naming the value
 TxtSplit parse_txt_split(const std::string& name);   // "file" | "blank_line"; throws naming the value
 
 struct PrepareOptions {
-  std::string tokenizer_path;        // SentencePiece .model
-  std::vector<std::string> inputs;   // .jsonl / .txt files, read in this order
+  std::string tokenizer_path;        // tokenizer.json, SentencePiece .model, or a model directory
+  std::vector<std::string> inputs;   // corpus files (data/readers/format.h), read in this order
   std::string output_dir;            // the store directory to create
-  std::string text_field = "text";   // .jsonl: the string field holding the text
+  std::string text_field = "text";   // .jsonl / .parquet: the field or column holding the text
+  std::string ids_field;             // non-empty: pre-tokenized inputs, the token ids in this field or column
   OnError on_error = OnError::skip;
   TxtSplit txt_split = TxtSplit::file;
   int threads = 0;                   // tokenizer threads; 0 = all hardware threads
-  bool add_bos = true;
-  bool add_eos = true;
+  // Unset: yes for text, no for pre-tokenized ids (stored as given unless asked).
+  std::optional<bool> add_bos, add_eos;
   bool overwrite = false;            // replace an existing complete store at output_dir
   std::vector<int64_t> windows;      // extra window lengths to report (besides 512 ... 65536)
   // > 0: cut every tokenized document (BOS/EOS included) into consecutive pieces of this many
@@ -92,8 +101,8 @@ std::string file_fnv1a64(const std::string& path);
 // pieces. A store without the record (written by other tools) is not checked.
 void check_store_tokenizer(const nlohmann::json& meta, const std::string& store_dir, const std::string& tokenizer_path);
 
-// The documents of .jsonl / .txt inputs read as `prepare` reads them (text_field, txt_split,
-// on_error), written to `out_path` as plain text, documents separated by a blank line: what a
+// The documents of text inputs read as `prepare` reads them (text_field, txt_split, on_error),
+// written to `out_path` as plain text, documents separated by a blank line: what a
 // SentencePiece trainer takes (it reads lines). Returns the number of documents.
 int64_t write_documents_as_text(const PrepareOptions& options, const std::string& out_path);
 

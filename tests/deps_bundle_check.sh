@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Checks a dependency bundle (./run.sh bundle-deps DIR) without building ropex: configures a scratch
 # build folder through `ROPEX_DEPS=DIR ./run.sh configure`, then checks that
-#   - CMake found SentencePiece, spdlog, fmt, nlohmann/json, gloo, xxHash and GoogleTest inside DIR,
+#   - CMake found SentencePiece, spdlog, fmt, nlohmann/json, gloo, xxHash, GoogleTest, protobuf-c, protoc-c
+#     and ISA-L inside DIR, and the bundle's protoc-c runs (with the bundle's libprotoc),
 #   - their headers, as a few sources include them, come from DIR (or torch), none from /usr,
 #   - ropex links the bundle's shared libraries with an RPATH into DIR,
-#   - ropex_log compiles, and a small program linked like ropex runs and loads its libraries from DIR.
+#   - ropex_log and ropex_tensorboard (protoc-c's output included) compile, and a small program linked like ropex runs and loads its libraries from DIR.
 # ROPEX_PYTHON / Torch_DIR pass through to run.sh.
 #   tests/deps_bundle_check.sh DIR [BUILD_DIR]     (BUILD_DIR: default a new temporary folder)
 set -euo pipefail
@@ -21,21 +22,27 @@ ROPEX_DEPS="$DEPS" ROPEX_BUILD_DIR="$BUILD" "$ROOT/run.sh" configure
 cache="$BUILD/CMakeCache.txt"
 
 for var in pkgcfg_lib_SENTENCEPIECE_sentencepiece pkgcfg_lib_SENTENCEPIECE_sentencepiece_train spdlog_DIR fmt_DIR \
-           nlohmann_json_DIR GTest_DIR ROPEX_GLOO_INCLUDE ROPEX_XXHASH_INCLUDE; do
+           nlohmann_json_DIR GTest_DIR ROPEX_GLOO_INCLUDE ROPEX_XXHASH_INCLUDE pkgcfg_lib_PROTOBUF_C_protobuf-c \
+           pkgcfg_lib_ISAL_isal ROPEX_PROTOC_C; do
   val="$(sed -n "s/^$var:[A-Z]*=//p" "$cache")"
   [[ "$val" == "$DEPS"/* ]] && ok "$var = $val" || bad "$var = '$val' is not in $DEPS"
 done
+
+# protoc-c's output (event.pb-c.h) is needed by the header check below; the bundle's protoc-c makes it.
+cmake --build "$BUILD" --target ropex_tensorboard -j1 >/dev/null && ok "ropex_tensorboard compiled (protoc-c and protobuf-c, ISA-L from the bundle)" ||
+  bad "ropex_tensorboard"
 
 python="$(sed -n 's/^ROPEX_PYTHON:FILEPATH=//p' "$cache")"
 command -v "$python" >/dev/null || python=python3
 "$python" - "$BUILD" "$DEPS" <<'EOF' || fails=$((fails + 1))
 import json, re, shlex, subprocess, sys
 build, deps = sys.argv[1], sys.argv[2]
-pattern = re.compile(r"/(gloo|nlohmann|spdlog|fmt|gtest|infiniband|hiredis)/|/(sentencepiece)_\w+\.h$|/(xxhash)\.h$")
+pattern = re.compile(r"/(gloo|nlohmann|spdlog|fmt|gtest|infiniband|hiredis|protobuf-c|isa-l)/|/(sentencepiece)_\w+\.h$|/(xxhash)\.h$")
 failed = False
 for entry in json.load(open(f"{build}/compile_commands.json")):
     if not entry["file"].endswith(("trainer/log.cpp", "data/tokenizer.cpp", "trainer/distributed.cpp", "tests/test_cli.cpp",
-                                   "trainer/checkpoint_io.cpp")):
+                                   "trainer/checkpoint_io.cpp", "trainer/tensorboard/scalar_log.cpp",
+                                   "trainer/tensorboard/event_file.cpp", "trainer/tensorboard/event_codec.cpp")):
         continue
     args, cmd, skip = shlex.split(entry["command"]), [], False
     for a in args[1:] if args[0].endswith("ccache") else args:
@@ -70,9 +77,19 @@ link="$(awk '/^build ropex:/ { on = 1 } on && /LINK_(FLAGS|LIBRARIES|PATH)/ { pr
 [[ "$link" == *--disable-new-dtags* ]] && ok "ropex links with DT_RPATH (--disable-new-dtags)" || bad "no --disable-new-dtags in ropex's link flags"
 [[ "$link" =~ -rpath,([^ ]*) && "${BASH_REMATCH[1]}" == *"$DEPS/usr/lib/"* ]] && ok "ropex's RPATH includes $DEPS/usr/lib/..." ||
   bad "ropex's RPATH does not include the bundle"
-for lib in libsentencepiece.so libsentencepiece_train.so libspdlog.so libfmt.so; do
+for lib in libsentencepiece.so libsentencepiece_train.so libspdlog.so libfmt.so libprotobuf-c.so libisal.so; do
   [[ "$link" == *"$DEPS/usr/lib/"*"/$lib"* ]] && ok "ropex links $DEPS/.../$lib" || bad "ropex does not link $lib from the bundle"
 done
+
+# Arrow/Parquet (the Parquet reader), when the bundle has them (MANIFEST "pyarrow VERSION"; not with
+# ROPEX_BUNDLE_PARQUET=0): linked from DIR/pyarrow/lib, which is on the RPATH.
+if grep -q '^pyarrow ' "$DEPS/MANIFEST"; then
+  for lib in libarrow.so libparquet.so; do
+    [[ "$link" == *"$DEPS/pyarrow/lib/$lib."* ]] && ok "ropex links $DEPS/pyarrow/lib/$lib.*" || bad "ropex does not link $lib from the bundle's pyarrow"
+  done
+  [[ "$link" =~ -rpath,([^ ]*) && "${BASH_REMATCH[1]}" == *"$DEPS/pyarrow/lib"* ]] && ok "ropex's RPATH includes $DEPS/pyarrow/lib" ||
+    bad "ropex's RPATH does not include $DEPS/pyarrow/lib"
+fi
 
 cmake --build "$BUILD" --target ropex_log -j1 >/dev/null && ok "ropex_log compiled against the bundle's spdlog/fmt" || bad "ropex_log"
 

@@ -71,14 +71,19 @@ TEST(FirstHour, Item02_ResumeNeverOnAFolderWithCheckpointsIsRefusedUnlessToldWha
   EXPECT_TRUE(fs::exists(aside[0] / "checkpoints" / "step_00000002"));
   EXPECT_EQ(steps_of(metrics(aside[0].string())), (std::vector<int64_t>{1, 2}));
   EXPECT_EQ(steps_of(metrics(run)), (std::vector<int64_t>{1, 2})) << "the new run's metrics start afresh";
+  // TensorBoard's event files go aside with the metrics (TensorBoard then shows previous-DATE as a run of its own).
+  int events_aside = 0;
+  for (const auto& e : fs::directory_iterator(aside[0])) events_aside += e.path().filename().string().rfind("events.out.tfevents.", 0) == 0;
+  EXPECT_EQ(events_aside, 1);
 
   ASSERT_EQ(s.train(run, "--set schedule.steps=2 --set checkpoint.resume=never --set checkpoint.start_over=delete"), 0)
       << s.out_text;
-  EXPECT_TRUE(has(s.out_text, "deleted checkpoints, metrics.jsonl, export of the earlier run")) << s.out_text;
+  EXPECT_TRUE(has(s.out_text, "deleted checkpoints, metrics.jsonl, export, 1 TensorBoard event file(s) of the earlier run"))
+      << s.out_text;
   // An export folder that is the run folder itself is never taken for the export to delete.
   ASSERT_EQ(s.train(run, "--set schedule.steps=2 --set checkpoint.resume=never --set checkpoint.start_over=delete "
                          "--set export.dir=" + run + "/"), 0) << s.out_text;
-  EXPECT_TRUE(has(s.out_text, "deleted checkpoints, metrics.jsonl of the earlier run")) << s.out_text;
+  EXPECT_TRUE(has(s.out_text, "deleted checkpoints, metrics.jsonl, 1 TensorBoard event file(s) of the earlier run")) << s.out_text;
   EXPECT_TRUE(fs::exists(aside[0])) << "the run folder's other contents were deleted";
 
   // Under never, a stop does not tell the user to run the same command again (it would be refused).

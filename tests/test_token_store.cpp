@@ -364,9 +364,11 @@ TEST_F(TokenStoreTest, InvalidUtf8InTxtNamesTheLine) {
 
 TEST_F(TokenStoreTest, UnsupportedInputsFailBeforeAnyWork) {
   write_file(tmp_ / "ok.jsonl", jsonl_line("fine"));
-  write_file(tmp_ / "c.jsonl.gz", "\x1f\x8b");
+  write_file(tmp_ / "c.jsonl.bz2", "BZh9");
+  write_file(tmp_ / "e.jsonl.gz", jsonl_line("not gzip"));
   write_file(tmp_ / "d.csv", "a,b\n");
-  EXPECT_ERROR_HAS(prepare_corpus(options({tmp_ / "ok.jsonl", tmp_ / "c.jsonl.gz"}, tmp_ / "s")), "c.jsonl.gz' is compressed");
+  EXPECT_ERROR_HAS(prepare_corpus(options({tmp_ / "ok.jsonl", tmp_ / "c.jsonl.bz2"}, tmp_ / "s")), "c.jsonl.bz2' is compressed as .bz2");
+  EXPECT_ERROR_HAS(prepare_corpus(options({tmp_ / "ok.jsonl", tmp_ / "e.jsonl.gz"}, tmp_ / "s")), "e.jsonl.gz' is named .gz but");
   EXPECT_ERROR_HAS(prepare_corpus(options({tmp_ / "d.csv"}, tmp_ / "s")), "accepted: .jsonl");
   EXPECT_ERROR_HAS(prepare_corpus(options({tmp_ / "missing.txt"}, tmp_ / "s")), "missing.txt' does not exist");
   EXPECT_ERROR_HAS(prepare_corpus(options({}, tmp_ / "s")), "no input files");

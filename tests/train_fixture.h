@@ -53,7 +53,7 @@ struct TinySetup {
       "batch": {"micro_batch_size": 2, "grad_accum": 2},
       "checkpoint": {"every": 2, "keep_last": 10},
       "export": {"dtype": "float32", "max_shard_size": "20KB"},
-      "logging": {"progress": "off"}})";
+      "logging": {"progress": "off", "picture": false}})";
   }
   std::string model() const { return (dir.path / "model").string(); }
   std::string store() const { return (dir.path / "store").string(); }

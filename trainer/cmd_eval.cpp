@@ -9,6 +9,7 @@
 #include "trainer/device.h"
 #include "trainer/eval.h"
 #include "trainer/log.h"
+#include "trainer/pictures.h"
 
 #include <tuple>
 #include <algorithm>
@@ -17,30 +18,8 @@
 #include <fstream>
 #include <iostream>
 
-#ifndef ROPEX_SOURCE_DIR
-#define ROPEX_SOURCE_DIR ""
-#endif
-
 namespace ropex {
 namespace fs = std::filesystem;
-namespace {
-
-std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-// The Python that draws: --plot-python, $ROPEX_PYTHON, the source tree's .venv, python3.
-std::string plot_python(const ArgParser& args) {
-  if (args.has("plot-python")) return args.get("plot-python");
-  if (const char* env = std::getenv("ROPEX_PYTHON"); env && *env) return env;
-  const fs::path venv = fs::path(ROPEX_SOURCE_DIR) / ".venv" / "bin" / "python";
-  if (!std::string(ROPEX_SOURCE_DIR).empty() && fs::exists(venv)) return venv.string();
-  return "python3";
-}
-
-}  // namespace
 
 int cmd_eval(const Args& argv) {
   ArgParser args("eval",
@@ -149,12 +128,12 @@ int cmd_eval(const Args& argv) {
   std::cout << eval_markdown(results);
   log::info("wrote " + (out_dir / "results.json").string() + " and results.md");
   if (!args.flag_set("no-plot")) {
-    const fs::path script = fs::path(ROPEX_SOURCE_DIR) / "trainer" / "plot_eval.py";
-    const std::string cmd = shell_quote(plot_python(args)) + " " + shell_quote(script.string()) + " --output " +
-                            shell_quote(out_dir.string()) + " " + shell_quote((out_dir / "results.json").string());
-    if (!fs::exists(script) || std::system((cmd + " >&2").c_str()) != 0) {
-      log::warn("pictures not drawn (needs Python with matplotlib and " + script.string() + "); the results are in " +
-                out_dir.string() + "; draw them with: " + cmd);
+    const PictureRun pictures =
+        run_picture_script(picture_python(args.has("plot-python") ? args.get("plot-python") : ""), "plot_eval.py",
+                           {"--output", out_dir.string(), (out_dir / "results.json").string()});
+    if (!pictures.ok) {
+      log::warn("pictures not drawn (needs Python with matplotlib and trainer/plot_eval.py); the results are in " +
+                out_dir.string() + "; draw them with: " + pictures.command);
       return 3;
     }
   }

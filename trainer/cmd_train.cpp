@@ -9,13 +9,28 @@
 #include "trainer/commands.h"
 #include "trainer/dry_run.h"
 #include "trainer/log.h"
+#include "trainer/pictures.h"
 #include "trainer/preemption.h"
 #include "trainer/train.h"
 
 #include <cmath>
+#include <filesystem>
 #include <iostream>
 
 namespace ropex {
+namespace {
+
+// logging.picture: RUN/run.png (trainer/plot_run.py). A picture that cannot be drawn is a warning:
+// the run's checkpoints and export are what it made.
+void draw_run_picture(const std::string& run_dir) {
+  const std::string out = (std::filesystem::path(run_dir) / "run.png").string();
+  const PictureRun run = run_picture_script(picture_python(""), "plot_run.py", {run_dir, "--output", out});
+  if (run.ok) log::info("picture of the run: " + out);
+  else log::warn("picture of the run not drawn (needs Python with matplotlib; logging.picture=false turns it off); draw it "
+                 "with: " + run.command);
+}
+
+}  // namespace
 
 int cmd_train(const Args& argv) {
   ArgParser args("train", "Fine-tunes a Hugging Face Llama to a longer context as one JSON config describes\n"
@@ -47,6 +62,7 @@ int cmd_train(const Args& argv) {
     return fits ? 0 : 1;
   }
   TrainSummary s = train(cfg, resolved, args.get_all("accept-change"));
+  if (s.main_rank && cfg.logging.picture) draw_run_picture(cfg.run.output_dir);
   if (s.preempted) {
     log::info(cat("preempted: checkpoint ", s.last_checkpoint, "; exit status ", kPreemptedExitCode, " (", resume_hint(cfg), ")"));
     return kPreemptedExitCode;

@@ -22,4 +22,5 @@ int cmd_bench(const Args& args);       // training-step throughput, memory, MFU
 int cmd_plan(const Args& args);        // per-rank memory and step cost of a run config
 int cmd_device_check(const Args& args);  // the C++ stages of the GPU check
 int cmd_tokenize(const Args& args);      // a text's ids under a tokenizer, or ids' text
+int cmd_plot_run(const Args& args);      // the picture of a training run
 }  // namespace ropex

@@ -23,7 +23,7 @@ struct Command {
 
 const std::map<std::string, Command>& commands() {
   static const std::map<std::string, Command> table = {
-      {"prepare", {ropex::cmd_prepare, "tokenize .jsonl/.txt files into a token store for training"}},
+      {"prepare", {ropex::cmd_prepare, "tokenize .jsonl/.txt (also .gz/.zst) and .parquet corpora, or store pre-tokenized ids, for training"}},
       {"train", {ropex::cmd_train, "fine-tune to a longer context from a JSON run config (resumable, distributed)"}},
       {"export", {ropex::cmd_export, "write a Hugging Face directory from a training checkpoint"}},
       {"verify-checkpoint", {ropex::cmd_verify_checkpoint, "check a training checkpoint's files against its manifest"}},
@@ -33,6 +33,7 @@ const std::map<std::string, Command>& commands() {
       {"bench", {ropex::cmd_bench, "time the training step (tokens/s, MFU, peak memory) on random data"}},
       {"device-check", {ropex::cmd_device_check, "the GPU check's C++ stages: env, float32 parity of the fast paths, logits, SDPA backends"}},
       {"plan", {ropex::cmd_plan, "per-rank memory, tokens and FLOPs per step of a run config, and whether it fits the GPUs"}},
+      {"plot-run", {ropex::cmd_plot_run, "draw a training run's loss, eval loss, learning rate and gradient norm (run.png)"}},
       {"eval", {ropex::cmd_eval, "perplexity by length, passkey and key-value retrieval, with tables and pictures"}},
       {"make-tasks", {ropex::cmd_make_tasks, "write passkey / key-value retrieval examples as training documents"}},
       {"tokenize", {ropex::cmd_tokenize, "a text's ids under a tokenizer.json or SentencePiece model (or --decode ids)"}},

@@ -126,6 +126,12 @@ void RunConfig::bind(ConfigSchema& s) {
 
   s.add("logging.every", &logging.every, "console line every N steps", 1);
   s.add("logging.progress", &logging.progress, "progress bar (auto = when stderr is a terminal)", {"auto", "on", "off"});
+  s.add("logging.tensorboard", &logging.tensorboard,
+        "TensorBoard event files in run.output_dir (events.out.tfevents.*, one per run segment): train/loss, train/lr, "
+        "train/grad_norm, train/tokens_per_s at every step, eval/loss and eval/ppl at evaluations");
+  s.add("logging.picture", &logging.picture,
+        "when train ends or stops, rank 0 draws run.png in run.output_dir: training and evaluation loss, learning rate "
+        "and gradient norm against the step (trainer/plot_run.py, needs Python with matplotlib; `ropex plot-run` redraws it)");
 
   // What other trainers (HF Trainer, torchtune, the papers' scripts) call these keys.
   for (const auto& [alias, key] : std::vector<std::pair<const char*, const char*>>{

@@ -85,6 +85,8 @@ struct RunConfig {
   struct Logging {
     int64_t every = 1;
     std::string progress = "auto";   // auto | on | off
+    bool tensorboard = true;         // TensorBoard event files in the run folder (trainer/tensorboard/scalar_log.h)
+    bool picture = true;             // run.png in the run folder when train ends (trainer/plot_run.py)
   } logging;
 
   // Registers every key on `schema` (bound to this object's fields).

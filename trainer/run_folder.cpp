@@ -12,6 +12,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <functional>
 #include <stdexcept>
 
 namespace ropex {
@@ -75,29 +76,36 @@ std::string start_over(const std::string& run_dir, const std::string& mode, cons
         ") and checkpoint.resume = never would train beside them (the next default run would then resume the old "
         "run). Resume them (checkpoint.resume=auto), choose another run.output_dir, or set checkpoint.start_over="
         "move_aside (kept under " + run_dir + "/previous-DATE) or checkpoint.start_over=delete");
-  std::vector<fs::path> what = {ckpts, run / "metrics.jsonl"};
+  std::vector<fs::path> what = {ckpts, run / "metrics.jsonl", run / "run.png"};
   // The export goes too when it lies strictly inside the run folder (never the folder itself).
   const fs::path exp = fs::weakly_canonical(export_dir), rel = exp.lexically_relative(fs::weakly_canonical(run));
   if (!rel.empty() && rel != "." && *rel.begin() != ".." && fs::exists(exp)) what.push_back(exp);
+  // TensorBoard's event files (trainer/tensorboard/scalar_log.h), named in the message as a count:
+  // moved aside, they show in TensorBoard as the run previous-DATE beside this one.
+  std::vector<fs::path> events;
+  std::error_code ec;
+  for (fs::directory_iterator it(run, ec), end; !ec && it != end; it.increment(ec))
+    if (it->path().filename().string().rfind("events.out.tfevents.", 0) == 0) events.push_back(it->path());
   std::string done;
+  const auto act = [&](const std::function<void(const fs::path&)>& apply) {
+    for (const auto& p : what)
+      if (fs::exists(fs::symlink_status(p))) {
+        apply(p);
+        done += (done.empty() ? "" : ", ") + p.filename().string();
+      }
+    for (const auto& p : events) apply(p);
+    if (!events.empty()) done += cat(done.empty() ? "" : ", ", events.size(), " TensorBoard event file(s)");
+  };
   if (mode == "move_aside") {
     const std::string stamp = "previous-" + utc_now("%Y%m%d-%H%M%S");
     fs::path aside = run / stamp;
     for (int n = 2; fs::exists(aside); ++n) aside = run / (stamp + "-" + std::to_string(n));
     fs::create_directories(aside);
-    for (const auto& p : what)
-      if (fs::exists(fs::symlink_status(p))) {
-        fs::rename(p, aside / p.filename());
-        done += (done.empty() ? "" : ", ") + p.filename().string();
-      }
+    act([&](const fs::path& p) { fs::rename(p, aside / p.filename()); });
     return "moved " + done + " of the earlier run to " + aside.string();
   }
   if (mode != "delete") throw std::invalid_argument("checkpoint.start_over: unknown mode '" + mode + "'");
-  for (const auto& p : what)
-    if (fs::exists(fs::symlink_status(p))) {
-      fs::remove_all(p);
-      done += (done.empty() ? "" : ", ") + p.filename().string();
-    }
+  act([](const fs::path& p) { fs::remove_all(p); });
   return "deleted " + done + " of the earlier run in " + run_dir;
 }
 

@@ -29,8 +29,9 @@ class RunFolderLock {
 
 // checkpoint.start_over: "refuse" | "move_aside" | "delete". When run_dir holds a complete
 // checkpoint (call clean_interrupted_saves first): refuse throws (naming the newest checkpoint and
-// the ways out); move_aside renames checkpoints/, metrics.jsonl and `export_dir` (when it lies
-// strictly inside run_dir) into run_dir/previous-YYYYmmdd-HHMMSS[-N]/; delete removes them.
+// the ways out); move_aside renames checkpoints/, metrics.jsonl, run.png, the TensorBoard event
+// files and `export_dir` (when it lies strictly inside run_dir) into
+// run_dir/previous-YYYYmmdd-HHMMSS[-N]/; delete removes them.
 // Returns what was done, "" if nothing.
 std::string start_over(const std::string& run_dir, const std::string& mode, const std::string& export_dir);
 

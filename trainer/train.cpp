@@ -13,6 +13,7 @@
 #include "trainer/preemption.h"
 #include "trainer/resume_check.h"
 #include "trainer/run_folder.h"
+#include "trainer/tensorboard/scalar_log.h"
 #include "trainer/train_step.h"
 #include "trainer/zero.h"
 
@@ -384,13 +385,16 @@ void account_nonfinite(Job& job, const StepOutcome& o, const std::string& last_c
             std::to_string(job.cfg.optim.skip_nonfinite) + ")");
 }
 
-// The hooks' console and metrics: rank 0 appends every step to metrics.jsonl, prints a line every
-// logging.every steps (and at evaluations and the end) and draws the progress bar.
+// The hooks' console and metrics: rank 0 appends every step to metrics.jsonl and to the segment's
+// TensorBoard event file (logging.tensorboard), prints a line every logging.every steps (and at
+// evaluations and the end) and draws the progress bar.
 class Reporter {
  public:
   explicit Reporter(Job& job)
       : cfg_(job.cfg), main_(job.dist->is_main()), first_step_(job.state.step), metrics_(std::move(job.metrics)) {
     progress_.enabled = main_ && (cfg_.logging.progress == "on" || (cfg_.logging.progress == "auto" && isatty(2)));
+    if (main_ && cfg_.logging.tensorboard)
+      tensorboard_ = std::make_unique<tensorboard::ScalarLog>(job.run_dir.string(), job.state.step, metrics_->segment());
   }
   // The loss of the step the run starts at, from metrics.jsonl (rank 0; none when unknown).
   std::optional<double> start_loss() const {
@@ -413,6 +417,7 @@ class Reporter {
   void write(const nlohmann::json& rec) {
     if (!main_) return;
     metrics_->append(rec);
+    if (tensorboard_) tensorboard_->write_record(rec);
     const int64_t step = rec["step"].get<int64_t>(), total = cfg_.schedule.steps;
     if (step % cfg_.logging.every == 0 || step == total || rec.contains("eval_loss")) {
       const double elapsed = rec["elapsed_s"].get<double>();
@@ -437,6 +442,7 @@ class Reporter {
   bool main_;
   int64_t first_step_;
   std::unique_ptr<MetricsLog> metrics_;
+  std::unique_ptr<tensorboard::ScalarLog> tensorboard_;  // rank 0's, with logging.tensorboard
   std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
   Progress progress_;
 };
@@ -476,7 +482,7 @@ TrainSummary train(const RunConfig& cfg, const nlohmann::json& resolved, const s
   const std::string inject = std::getenv("ROPEX_FAULT_INJECT") ? std::getenv("ROPEX_FAULT_INJECT") : "";
   if (inject == "resave-after-resume") {
     checkpoints.save(*job.opt, *job.loader, state);
-    return {.steps = state.step, .last_checkpoint = checkpoints.last_committed()};
+    return {.steps = state.step, .last_checkpoint = checkpoints.last_committed(), .main_rank = dist.is_main()};
   }
 
   while (state.step < cfg.schedule.steps) {
@@ -534,7 +540,7 @@ TrainSummary train(const RunConfig& cfg, const nlohmann::json& resolved, const s
       else log::info(cat("stopping at step ", state.step, " (run.stop_after); ", resume_hint(cfg)));
       dist.barrier();
       return {.steps = state.step, .last_loss = summary.last_loss, .last_checkpoint = checkpoints.last_committed(),
-              .preempted = stop};
+              .preempted = stop, .main_rank = dist.is_main()};
     }
   }
 
@@ -542,6 +548,7 @@ TrainSummary train(const RunConfig& cfg, const nlohmann::json& resolved, const s
   checkpoints.finish();
   report.clear();
   summary.steps = state.step;
+  summary.main_rank = dist.is_main();
   summary.last_checkpoint = checkpoints.last_committed().empty() ? latest_checkpoint(job.run_dir.string()).value_or("")
                                                                  : checkpoints.last_committed();
   dist.barrier();  // the last collective: the export below is rank 0's alone, nobody waits on it

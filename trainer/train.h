@@ -20,6 +20,7 @@ struct TrainSummary {
   std::string export_dir;
   bool preempted = false;  // stopped by a signal, with a checkpoint (ropex train exits kPreemptedExitCode)
   bool already_complete = false;  // resumed at schedule.steps: nothing was trained
+  bool main_rank = false;  // this process is rank 0 (it writes the run folder's metrics and pictures)
 };
 
 // `resolved` is the run config as JSON (saved in the run dir and every checkpoint). A resume refuses

@@ -4,7 +4,9 @@
 // write_documents_as_text, which runs the same readers as prepare_corpus without a tokenizer.
 // The input is the file's bytes; an input whose first non-blank byte is '{' or '[' is read as
 // .jsonl, anything else as .txt, split at blank lines when its size is odd (so that every seed
-// is a plain corpus file). Rejections (std::exception) are fine.
+// is a plain corpus file). Bytes that start like gzip or zstd are decompressed whatever the name
+// (data/readers/format.h), so the decompressing streams are fuzzed too. Rejections
+// (std::exception) are fine.
 #include "data/prepare.h"
 #include "tests/fuzz/fuzz_util.h"
 #include "trainer/log.h"
