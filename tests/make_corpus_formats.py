@@ -12,8 +12,11 @@ Writes into OUTDIR, each holding the same documents in the same order:
   ids.jsonl                  {"ids": [...]} per line: the `tokenizers` library's encode(text,
                              add_special_tokens=False), so BOS/EOS are left to prepare
   ids.jsonl.gz               the same, gzip
+  ids.jsonl.zst              the same, zstd
   ids.parquet                an "ids" list<int32> column, 5 rows per row group
   ids-int64.parquet          the same as large_list<int64>
+  paras.jsonl                other documents, made of non-blank lines (the reference for .txt)
+  paras.txt, paras.txt.zst   the same documents as paragraphs separated by blank lines (--txt-split blank_line)
   bad-ids.jsonl              3 documents, the 2nd holding the id 2000000000 (outside any test vocabulary)
   bad.parquet                3 rows of "text", the 2nd null
   expected.json              {"documents": N, "empty": E, "ids": [the first 3 documents' ids]}
@@ -78,6 +81,14 @@ pq.write_table(pa.table({"text": pa.array(docs, pa.string()), "n": list(range(le
 id_lines = jsonl("ids", ids)
 write("ids.jsonl", id_lines)
 write("ids.jsonl.gz", gzip.compress(id_lines))
+write("ids.jsonl.zst", zstd_frame(id_lines))
+words = [p for p in pieces if p.strip() and "\n" not in p and "\r" not in p]
+paras = ["\n".join(" ".join(rng.choice(words) for _ in range(rng.randint(1, 12))) for _ in range(rng.randint(1, 4)))
+         for _ in range(60)]
+write("paras.jsonl", jsonl("text", paras))
+para_text = "\n\n".join(paras).encode("utf-8") + b"\n"
+write("paras.txt", para_text)
+write("paras.txt.zst", zstd_frame(para_text))
 pq.write_table(pa.table({"ids": pa.array(ids, pa.list_(pa.int32()))}), f"{out}/ids.parquet", row_group_size=5)
 pq.write_table(pa.table({"ids": pa.array(ids, pa.large_list(pa.int64()))}), f"{out}/ids-int64.parquet")
 write("bad-ids.jsonl", jsonl("ids", [ids[0], [ids[1][0], 2000000000], ids[2]]))

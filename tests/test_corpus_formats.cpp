@@ -89,6 +89,7 @@ TEST(CorpusFormats, EveryFormatGivesTheSameStore) {
       {"docs.parquet", ""},
       {"ids.jsonl", "--ids-field ids --add-bos --add-eos"},
       {"ids.jsonl.gz", "--ids-field ids --add-bos --add-eos"},
+      {"ids.jsonl.zst", "--ids-field ids --add-bos --add-eos"},
       {"ids.parquet", "--ids-field ids --add-bos --add-eos"},
       {"ids-int64.parquet", "--ids-field ids --add-bos --add-eos"},
   };
@@ -102,6 +103,24 @@ TEST(CorpusFormats, EveryFormatGivesTheSameStore) {
     EXPECT_EQ(stats["documents"], docs);
     EXPECT_EQ(stats["empty"], c.expected["empty"]);
     EXPECT_EQ(stats["skipped"], 0);
+  }
+}
+
+// .txt paragraphs (plain and zstd) against the same documents as .jsonl.
+TEST(CorpusFormats, TextParagraphsGiveTheSameStoreAsJsonl) {
+  const std::string py = python_or_skip();
+  if (py.empty()) return;
+  const Corpus& c = corpus(py);
+  TempDir dir("corpus-paras");
+  std::string out;
+  ASSERT_EQ(prepare(c, "paras.jsonl", dir.path / "reference", "", &out), 0) << out;
+  EXPECT_EQ(TokenStore::open((dir.path / "reference").string()).num_documents(), 60u);
+  for (const char* input : {"paras.txt", "paras.txt.zst"}) {
+    SCOPED_TRACE(input);
+    const fs::path store = dir.path / input;
+    ASSERT_EQ(prepare(c, input, store, "--txt-split blank_line", &out), 0) << out;
+    EXPECT_TRUE(slurp(store / "tokens.bin") == slurp(dir.path / "reference" / "tokens.bin")) << "tokens.bin differs";
+    EXPECT_TRUE(slurp(store / "index.bin") == slurp(dir.path / "reference" / "index.bin")) << "index.bin differs";
   }
 }
 
@@ -169,6 +188,8 @@ TEST(CorpusFormats, BadRecordsAreNamedAndTruncatedStreamsStop) {
   EXPECT_NE(out.find(cut.string() + "': the gzip stream ends before its end marker (the file was cut short?)"), std::string::npos)
       << out;
   EXPECT_FALSE(fs::exists(dir.path / "cut"));
+  for (const auto& e : fs::directory_iterator(dir.path))
+    EXPECT_EQ(e.path().filename().string().find("cut.partial"), std::string::npos) << e.path() << " left behind";
 }
 
 }  // namespace

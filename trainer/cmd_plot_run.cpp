@@ -17,15 +17,14 @@ int cmd_plot_run(const Args& argv) {
                  "against the step, from RUN_DIR/metrics.jsonl, to RUN_DIR/run.png (or --output), and prints the\n"
                  "path. `ropex train` draws the same picture when a run ends; this redraws it at any time, also\n"
                  "while the run is going.");
-  args.positional("RUN_DIR", "a run directory (run.output_dir/run.name of a run config)")
+  args.positional("RUN_DIR", "a run folder (a run config's run.output_dir)")
       .option("output", "FILE", "the PNG to write (default RUN_DIR/run.png)")
       .option("plot-python", "PYTHON", "Python with matplotlib (default: $ROPEX_PYTHON, the source tree's .venv, python3)");
   args.parse(argv);
   const std::filesystem::path run_dir = args.get("RUN_DIR");
   if (!std::filesystem::is_directory(run_dir)) throw UsageError("plot-run: '" + run_dir.string() + "' is not a directory");
-  const std::string out = args.has("output") ? args.get("output") : (run_dir / "run.png").string();
-  const PictureRun run = run_picture_script(picture_python(args.has("plot-python") ? args.get("plot-python") : ""),
-                                            "plot_run.py", {run_dir.string(), "--output", out});
+  const std::string out = args.has("output") ? args.get("output") : run_picture_path(run_dir.string());
+  const PictureRun run = draw_run_picture(run_dir.string(), out, args.has("plot-python") ? args.get("plot-python") : "");
   if (!run.ok) {
     log::error("picture not drawn (needs Python with matplotlib, and RUN_DIR/metrics.jsonl); draw it with: " + run.command);
     return 1;

@@ -14,23 +14,9 @@
 #include "trainer/train.h"
 
 #include <cmath>
-#include <filesystem>
 #include <iostream>
 
 namespace ropex {
-namespace {
-
-// logging.picture: RUN/run.png (trainer/plot_run.py). A picture that cannot be drawn is a warning:
-// the run's checkpoints and export are what it made.
-void draw_run_picture(const std::string& run_dir) {
-  const std::string out = (std::filesystem::path(run_dir) / "run.png").string();
-  const PictureRun run = run_picture_script(picture_python(""), "plot_run.py", {run_dir, "--output", out});
-  if (run.ok) log::info("picture of the run: " + out);
-  else log::warn("picture of the run not drawn (needs Python with matplotlib; logging.picture=false turns it off); draw it "
-                 "with: " + run.command);
-}
-
-}  // namespace
 
 int cmd_train(const Args& argv) {
   ArgParser args("train", "Fine-tunes a Hugging Face Llama to a longer context as one JSON config describes\n"
@@ -62,7 +48,17 @@ int cmd_train(const Args& argv) {
     return fits ? 0 : 1;
   }
   TrainSummary s = train(cfg, resolved, args.get_all("accept-change"));
-  if (s.main_rank && cfg.logging.picture) draw_run_picture(cfg.run.output_dir);
+  // logging.picture: RUN/run.png, drawn by rank 0 (not after a preemption: the grace period is the
+  // scheduler's, so only the command is said). One that cannot be drawn is a warning: the
+  // checkpoints and the export are what the run made.
+  if (s.main_rank && cfg.logging.picture && s.preempted) {
+    log::info("draw the picture of the run with: ropex plot-run " + cfg.run.output_dir);
+  } else if (s.main_rank && cfg.logging.picture) {
+    const PictureRun picture = draw_run_picture(cfg.run.output_dir);
+    if (picture.ok) log::info("picture of the run: " + run_picture_path(cfg.run.output_dir));
+    else log::warn("picture of the run not drawn (needs Python with matplotlib; logging.picture=false turns it off); draw "
+                   "it with: " + picture.command);
+  }
   if (s.preempted) {
     log::info(cat("preempted: checkpoint ", s.last_checkpoint, "; exit status ", kPreemptedExitCode, " (", resume_hint(cfg), ")"));
     return kPreemptedExitCode;

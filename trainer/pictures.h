@@ -21,7 +21,15 @@ struct PictureRun {
   std::string command;  // the shell command run (for "draw them with: ...")
 };
 
-// Runs `python trainer/<script> args...`, its output on stderr.
-PictureRun run_picture_script(const std::string& python, const std::string& script, const std::vector<std::string>& args);
+// Runs `python trainer/<script> args...`: its errors on stderr, its output (the paths it wrote) on
+// stderr too, or dropped when the caller prints the paths itself (`echo_output` false).
+PictureRun run_picture_script(const std::string& python, const std::string& script, const std::vector<std::string>& args,
+                              bool echo_output = true);
+
+// The picture of a training run: trainer/plot_run.py RUN_DIR --output OUT (default RUN_DIR/run.png),
+// with picture_python(python); the path is the caller's to print.
+PictureRun draw_run_picture(const std::string& run_dir, const std::string& out = "", const std::string& python = "");
+// Where draw_run_picture writes by default: RUN_DIR/run.png.
+std::string run_picture_path(const std::string& run_dir);
 
 }  // namespace ropex

@@ -13,6 +13,7 @@ record cut short (a run killed mid-write) is skipped; a missing file, no records
 without a step is a one-line error and exit code 2, like plot_eval.py.
 """
 import argparse
+import collections
 import json
 import math
 import os
@@ -65,22 +66,45 @@ def load(run_dir):
 
 
 def moving_average(xs, ys, window):
-    """Mean of the finite values among the last `window` points, at each point."""
-    out_x, out_y, buf = [], [], []
+    """Mean of the finite values among the last `window` points, at each point (linear time)."""
+    out_x, out_y, buf = [], [], collections.deque()
+    total, count = 0.0, 0
     for x, y in zip(xs, ys):
         buf.append(y)
+        if _finite(y):
+            total, count = total + y, count + 1
         if len(buf) > window:
-            buf.pop(0)
-        vals = [v for v in buf if _finite(v)]
-        if vals:
+            old = buf.popleft()
+            if _finite(old):
+                total, count = total - old, count - 1
+        if count:
             out_x.append(x)
-            out_y.append(sum(vals) / len(vals))
+            out_y.append(total / count)
     return out_x, out_y
 
 
 def series(records, key):
     pts = [(r["step"], r[key]) for r in records if _finite(r.get(key))]
     return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def run_name(run_dir):
+    """run.name from RUN_DIR/run_config.json (written by ropex train), else the folder's name."""
+    try:
+        with open(os.path.join(run_dir, "run_config.json"), encoding="utf-8") as f:
+            name = json.load(f)["run"]["name"]
+        if isinstance(name, str) and name:
+            return name
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return os.path.basename(os.path.normpath(run_dir))
+
+
+def fmt_count(n):
+    for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if n >= div:
+            return f"{n / div:.3g}{unit}"
+    return f"{n:g}"
 
 
 def plot(records, out, title):
@@ -132,7 +156,7 @@ def plot(records, out, title):
     last = records[-1]
     tokens = last.get("tokens_seen")
     fig.suptitle(title + f" — {last['step']} steps" +
-                 (f", {tokens / 1e6:.3g}M tokens" if _finite(tokens) else ""))
+                 (f", {fmt_count(tokens)} tokens" if _finite(tokens) else ""))
     fig.savefig(out, dpi=DPI)
     plt.close(fig)
 
@@ -151,7 +175,7 @@ def main(argv=None):
     try:
         if os.path.dirname(out):
             os.makedirs(os.path.dirname(out), exist_ok=True)
-        plot(records, out, os.path.basename(os.path.normpath(args.run_dir)))
+        plot(records, out, run_name(args.run_dir))
     except OSError as e:
         print(f"plot_run.py: error: {out}: cannot write ({e})", file=sys.stderr)
         return 2

@@ -4,6 +4,7 @@
 #include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
+#include <zstd_errors.h>  // ZSTD_getErrorCode, the error codes
 
 #include <cerrno>
 #include <cstring>
@@ -117,6 +118,7 @@ class GzipStream final : public ByteStream {
       produced_ += made;
       if (rc == Z_STREAM_END) in_member_ = false;
       else if (rc == Z_BUF_ERROR && used == 0 && made == 0) fail("gzip data could not be decompressed (Z_BUF_ERROR)");
+      else if (rc == Z_MEM_ERROR) fail("zlib ran out of memory");
       else if (rc != Z_OK) fail(std::string("corrupt gzip data (") + (z_.msg ? z_.msg : zError(rc)) + ")");
     }
     return out;
@@ -156,7 +158,12 @@ class ZstdStream final : public ByteStream {
       in_.advance(src.pos);
       out += dst.pos;
       produced_ += dst.pos;
-      if (ZSTD_isError(rc)) fail(std::string("corrupt zstd data (") + ZSTD_getErrorName(rc) + ")");
+      if (ZSTD_isError(rc)) {
+        if (ZSTD_getErrorCode(rc) == ZSTD_error_frameParameter_windowTooLarge)
+          fail("a zstd frame needs a window larger than libzstd's 128 MiB default (written with zstd --long?); "
+               "recompress it without --long");
+        fail(std::string("corrupt zstd data (") + ZSTD_getErrorName(rc) + ")");
+      }
       in_frame_ = rc != 0;  // 0: a frame ended exactly here
       if (src.pos == 0 && dst.pos == 0 && in_.available() > 0) fail("zstd made no progress");
     }

@@ -5,8 +5,9 @@
 // short by an interrupted download or copy), corrupt data, a checksum mismatch and bytes after the
 // last member that are not another member are ReadErrors naming the file, the compressed offset and
 // how much was decompressed before: nothing is silently dropped. Memory is the zlib / zstd state
-// (zstd: up to its 128 MiB default window limit, which a frame's header may ask for) and two 1 MiB
-// buffers, whatever the file's size. It does not split lines or parse anything.
+// (zstd: up to its 128 MiB default window limit, which a frame's header may ask for; a frame asking
+// for more is refused saying so) and a 1 MiB input buffer, whatever the file's size. It does not
+// split lines or parse anything.
 #pragma once
 
 #include <cstddef>

@@ -1,6 +1,7 @@
 // See format.h.
 #include "data/readers/format.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,20 +27,35 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 
 std::string in_quotes(const std::string& s) { return "'" + s + "'"; }
 
-// The first (up to) 4 bytes of the file.
-std::string first_bytes(const std::string& path) {
-  const int fd = input::open_regular_file(path, "a corpus file (" + accepted_formats() + ")");
+// Up to 4 bytes of the file from `offset` (fewer at its end).
+std::string bytes_at(int fd, off_t offset) {
   std::array<char, 4> buf{};
   size_t have = 0;
   while (have < buf.size()) {
-    const ssize_t n = ::read(fd, buf.data() + have, buf.size() - have);
+    const ssize_t n = ::pread(fd, buf.data() + have, buf.size() - have, offset + static_cast<off_t>(have));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     have += static_cast<size_t>(n);
   }
-  ::close(fd);
   return std::string(buf.data(), have);
 }
+
+// The file's first 4 bytes, and its last 4 when it is at least 8 bytes long ("" otherwise).
+struct Ends {
+  std::string head, tail;
+};
+Ends file_ends(const std::string& path) {
+  const int fd = input::open_regular_file(path, "a corpus file (" + accepted_formats() + ")");
+  struct stat st {};
+  Ends e;
+  e.head = bytes_at(fd, 0);
+  if (::fstat(fd, &st) == 0 && st.st_size >= 8) e.tail = bytes_at(fd, st.st_size - 4);
+  ::close(fd);
+  return e;
+}
+
+// Parquet files begin and end with "PAR1".
+bool is_parquet(const Ends& e) { return e.head == "PAR1" && e.tail == "PAR1"; }
 
 Compression compression_of_bytes(const std::string& head) {
   const auto b = [&](size_t i) { return static_cast<uint8_t>(head[i]); };
@@ -71,7 +87,7 @@ InputFormat format_from_name(const std::string& path) {
   InputFormat f;
   if (ends_with(name, ".gz")) f.compression = Compression::gzip, name.resize(name.size() - 3);
   else if (ends_with(name, ".zst")) f.compression = Compression::zstd, name.resize(name.size() - 4);
-  else if (ends_with(name, ".zstd")) f.compression = Compression::zstd, name.resize(name.size() - 5);
+  else if (ends_with(name, ".zstd")) f.compression = Compression::zstd, name.resize(name.size() - 5);  // named .zst in messages
   for (const std::string other : {".bz2", ".xz", ".zip", ".lz4", ".7z", ".tar", ".br", ".lzma"}) {
     if (ends_with(name, other)) {
       throw ReadError("input " + in_quotes(path) + " is compressed as " + other + ", which prepare does not read; " +
@@ -96,18 +112,19 @@ InputFormat format_from_name(const std::string& path) {
 
 InputFormat detect_format(const std::string& path) {
   InputFormat f = format_from_name(path);
-  const std::string head = first_bytes(path);
+  const Ends ends = file_ends(path);
+  const std::string& head = ends.head;
   const Compression seen = compression_of_bytes(head);
   if (f.records == RecordFormat::parquet) {
-    if (head.size() < 4 || head.compare(0, 4, "PAR1") != 0)
+    if (head != "PAR1")
       throw ReadError("input " + in_quotes(path) + " is named .parquet but does not start with Parquet's magic bytes \"PAR1\"" +
                       (seen != Compression::none ? std::string(" (it is ") + (seen == Compression::gzip ? "gzip" : "zstd") +
                                                        "-compressed: decompress it first)"
                                                  : " (not a Parquet file, or an encrypted one, which prepare does not read)"));
     return f;
   }
-  if (head.size() >= 4 && head.compare(0, 4, "PAR1") == 0)
-    throw ReadError("input " + in_quotes(path) + " is a Parquet file (it starts with \"PAR1\") named as " +
+  if (is_parquet(ends))
+    throw ReadError("input " + in_quotes(path) + " is a Parquet file (it starts and ends with \"PAR1\") named as " +
                     format_name(f) + ": rename it to .parquet");
   if (f.compression != Compression::none && seen != f.compression) {
     throw ReadError("input " + in_quotes(path) + " is named " + compression_suffix(f.compression) + " but its first bytes are " +

@@ -16,8 +16,6 @@ struct Malformed {
   std::string what;
 };
 
-bool is_blank(std::string_view line) { return line.find_first_not_of(" \t\r\f\v") == std::string_view::npos; }
-
 std::string keys_of(const json& object) {
   std::string out;
   int n = 0;
@@ -86,7 +84,7 @@ class JsonlReader final : public RecordReader {
 
   bool next(Record& out) override {
     while (lines_.next(line_)) {
-      if (is_blank(line_)) continue;
+      if (is_blank_line(line_)) continue;
       out.number = lines_.line_number();
       try {
         if (options_.ids_field.empty()) text_of(line_, options_.text_field, out);

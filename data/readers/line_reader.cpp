@@ -3,7 +3,11 @@
 
 #include <cstring>
 
+#include "data/readers/reader.h"
+
 namespace ropex::readers {
+
+bool is_blank_line(std::string_view line) { return line.find_first_not_of(" \t\r\f\v") == std::string_view::npos; }
 
 LineReader::LineReader(std::unique_ptr<ByteStream> stream) : stream_(std::move(stream)), buf_(size_t{1} << 20) {}
 
@@ -13,7 +17,11 @@ bool LineReader::next(std::string& line) {
   for (;;) {
     if (pos_ == len_) {
       if (eof_) break;
-      len_ = stream_->read(buf_.data(), buf_.size());
+      try {
+        len_ = stream_->read(buf_.data(), buf_.size());
+      } catch (const ReadError& e) {
+        throw ReadError(std::string(e.what()) + " (in line " + std::to_string(line_number_ + 1) + ")");
+      }
       pos_ = 0;
       if (len_ == 0) {
         eof_ = true;

@@ -1,16 +1,21 @@
 // Lines of a ByteStream, one at a time, without their '\n' (a '\r' before it is kept: JSON parsing
 // treats it as whitespace and .txt documents keep what the file has). A last line without '\n' is
-// still a line. Memory is the stream's buffers plus the longest line.
+// still a line. Memory is the stream's buffers plus the longest line. A stream that cannot be read
+// further (a cut or corrupt compressed file) throws its ReadError with the line it stopped in.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "data/readers/byte_stream.h"
 
 namespace ropex::readers {
+
+// Whether a line holds only whitespace (space, tab, CR, FF, VT): a blank line.
+bool is_blank_line(std::string_view line);
 
 class LineReader {
  public:

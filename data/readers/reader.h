@@ -8,7 +8,9 @@
 //   - .txt, plain or compressed: one document per file, or split at blank lines;
 //   - .parquet: the text (a string column) or ids (a list-of-integers column) in the named column.
 // Memory does not grow with the file: compressed inputs are decompressed in fixed-size pieces,
-// lines and Parquet rows are read a batch at a time.
+// lines and Parquet rows are read a batch at a time. It grows with the largest record, which is
+// held whole: a .jsonl line, a Parquet value, and for .txt a paragraph or (one document per file)
+// the whole file.
 //
 // What readers report, and how:
 //   - a record that cannot be a document (bad JSON, missing field, wrong type, invalid UTF-8, an id

@@ -10,8 +10,6 @@
 namespace ropex::readers {
 namespace {
 
-bool is_blank(std::string_view line) { return line.find_first_not_of(" \t\r\f\v") == std::string_view::npos; }
-
 // `text`, starting at line `first_line`, as a text Record, or a malformed one when not UTF-8.
 void checked_text(std::string&& text, int64_t first_line, Record& out) {
   const size_t bad = first_invalid_utf8(text);
@@ -56,7 +54,7 @@ class ParagraphReader final : public RecordReader {
     std::string doc;
     int64_t doc_line = 0;
     while (lines_.next(line_)) {
-      if (is_blank(line_)) {
+      if (is_blank_line(line_)) {
         if (!doc.empty()) break;
         continue;
       }

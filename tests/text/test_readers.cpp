@@ -143,7 +143,9 @@ TEST(Readers, FormatFromNameAndBytes) {
   expect_throw_with([&] { format_from_name("x.jsonl.bz2"); }, {"x.jsonl.bz2", ".bz2", "decompress it first", ".parquet"});
   expect_throw_with([&] { format_from_name("x.json"); }, {"x.json", "unsupported file type '.json'", "one JSON object per line"});
   expect_throw_with([&] { format_from_name("x.parquet.gz"); }, {"x.parquet.gz", "Parquet compresses its own pages"});
-  expect_throw_with([&] { detect_format(d.file("p.jsonl", "PAR1....")); }, {"p.jsonl", "is a Parquet file", "rename it to .parquet"});
+  expect_throw_with([&] { detect_format(d.file("p.jsonl", "PAR1....PAR1")); }, {"p.jsonl", "is a Parquet file", "rename it to .parquet"});
+  // Text that merely starts with those letters is text.
+  EXPECT_EQ(format_name(detect_format(d.file("par.txt", "PAR1 of the report\n"))), "txt");
   expect_throw_with([&] { detect_format(d.file("q.parquet", jl)); }, {"q.parquet", "PAR1"});
   expect_throw_with([&] { detect_format((d.path / "missing.jsonl").string()); }, {"missing.jsonl"});
   expect_throw_with([&] { detect_format(d.path.string() + "/sub.jsonl"); }, {"sub.jsonl"});
@@ -183,7 +185,7 @@ TEST(Readers, TruncatedCorruptAndTrailingDataAreErrors) {
   const std::string jl = as_jsonl(random_lines(1u << 20, 2));
   const std::string gz = gzip(jl), zs = zstd(jl, /*checksum=*/true);
   auto drain = [](const std::string& path) { return [path] { read_all(path); }; };
-  expect_throw_with(drain(d.file("cut.jsonl.gz", gz.substr(0, gz.size() / 2))), {"cut.jsonl.gz", "cut short", "compressed byte"});
+  expect_throw_with(drain(d.file("cut.jsonl.gz", gz.substr(0, gz.size() / 2))), {"cut.jsonl.gz", "cut short", "compressed byte", "(in line "});
   expect_throw_with(drain(d.file("cut2.jsonl.gz", gz.substr(0, gz.size() - 4))), {"cut2.jsonl.gz", "cut short"});  // no length trailer
   expect_throw_with(drain(d.file("cut.jsonl.zst", zs.substr(0, zs.size() / 2))), {"cut.jsonl.zst", "cut short"});
   std::string bad = gz;
@@ -201,6 +203,21 @@ TEST(Readers, TruncatedCorruptAndTrailingDataAreErrors) {
   bad[bad.size() - 2] ^= 0x01;  // the checksum itself
   expect_throw_with(drain(d.file("sum.jsonl.zst", bad)), {"sum.jsonl.zst", "corrupt zstd data", "checksum"});
   expect_throw_with(drain(d.file("tail.jsonl.gz", gz + "garbage")), {"tail.jsonl.gz", "not another gzip member"});
+  // A frame asking for a 256 MiB window (zstd --long=28), over libzstd's default 128 MiB limit: the
+  // size is not given up front (ZSTD_e_continue first), so the frame header carries the window.
+  {
+    ZSTD_CCtx* c = ZSTD_createCCtx();
+    ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, 28);
+    std::string frame(1 << 16, '\0');
+    ZSTD_outBuffer out{frame.data(), frame.size(), 0};
+    ZSTD_inBuffer in{jl.data(), 1000, 0};
+    ZSTD_compressStream2(c, &out, &in, ZSTD_e_continue);
+    ZSTD_inBuffer none{nullptr, 0, 0};
+    EXPECT_EQ(ZSTD_compressStream2(c, &out, &none, ZSTD_e_end), 0u);
+    ZSTD_freeCCtx(c);
+    frame.resize(out.pos);
+    expect_throw_with(drain(d.file("long.jsonl.zst", frame)), {"long.jsonl.zst", "window larger than libzstd's 128 MiB", "--long"});
+  }
   expect_throw_with(drain(d.file("tail.jsonl.zst", zs + "garbage")), {"tail.jsonl.zst", "corrupt zstd data"});
 }
 

@@ -1,6 +1,8 @@
 // See event_codec.h. The only file that includes the generated event.pb-c.h.
 #include "trainer/tensorboard/event_codec.h"
 
+#include <cmath>
+#include <limits>
 #include <memory>
 #include <stdexcept>
 
@@ -17,6 +19,14 @@ Event new_event(double wall_time, int64_t step) {
   e.wall_time = wall_time;
   e.step = step;
   return e;
+}
+
+// A double as float32, rounded once; beyond float32's range it is infinity (a plain cast would be
+// undefined there).
+float to_float32(double v) {
+  if (std::isfinite(v) && std::fabs(v) > std::numeric_limits<float>::max())
+    return v > 0 ? std::numeric_limits<float>::infinity() : -std::numeric_limits<float>::infinity();
+  return static_cast<float>(v);
 }
 
 std::string pack(const Event& e) {
@@ -57,7 +67,7 @@ std::string encode_scalars(double wall_time, int64_t step, const std::vector<Sca
     tags[i] = scalars[i].tag;
     entries[i].tag = tags[i].data();
     entries[i].value_case = ROPEX__TENSORBOARD__WIRE__SCALAR_SUMMARY__ENTRY__VALUE_SIMPLE_VALUE;
-    entries[i].simple_value = static_cast<float>(scalars[i].value);
+    entries[i].simple_value = to_float32(scalars[i].value);
     pointers[i] = &entries[i];
   }
   Ropex__Tensorboard__Wire__ScalarSummary summary;

@@ -6,10 +6,13 @@
 // (two segments started in the same second, or a clock set back). Its records: the format version
 // ("brain.Event:2"), then a SessionLog START at step S + 1 for a segment starting at step S
 // (0 for a new run), then one event per step. A reader that purges orphaned data (TensorBoard's
-// EventAccumulator, on by default) drops, at that START, every event it read with a step > S: the
-// steps a killed run logged after its last checkpoint, which this segment redoes, as metrics.jsonl
-// drops them at each start (trainer/metrics_log.h); for a new run, what an earlier run in the same
-// folder left (its metrics.jsonl was moved aside or deleted by checkpoint.start_over).
+// EventAccumulator, on by default, also behind `tensorboard --load_fast=false`) drops, at that
+// START, every event it read with a step > S: the steps a killed run logged after its last
+// checkpoint, which this segment redoes, as metrics.jsonl drops them at each start
+// (trainer/metrics_log.h); for a new run, what an earlier run in the same folder left.
+// TensorBoard's default fast loader (its Rust data server) ignores SessionLog and replaces a tag's
+// points from a step on when that step is logged again: the same result once the resumed run has
+// passed the killed run's last step; until then a stale point (an evaluation) can show ahead.
 //
 // Tags, from the step's record: train/loss, train/lr, train/grad_norm, train/tokens_per_s, and at
 // evaluations eval/loss and eval/ppl; simple_value (float32: the record's double rounded once),
