@@ -182,6 +182,7 @@ TEST(TensorBoard, ScalarLogIsReadByEventAccumulator) {
   std::vector<json> records;
   {
     tb::ScalarLog first(d.str(), 0, 1);
+    // Synthetic values (none is a limit): they are compared exactly, as float32, with what comes back.
     for (int s = 1; s <= 3; ++s) {
       json r = {{"step", s}, {"loss", 3.0 / s}, {"lr", 1e-3 * s}, {"grad_norm", s == 2 ? nan : 0.5}, {"tokens_per_s", 1e5}};
       first.write_record(r);

@@ -76,6 +76,11 @@ class CompressedInput {
   uint64_t offset() const { return file_.consumed() - (len_ - pos_); }
   const std::string& path() const { return file_.path(); }
   uint64_t consumed() const { return file_.consumed(); }
+  // A stream that cannot be read further: the file, the compressed offset, what was decompressed.
+  [[noreturn]] void fail(const std::string& what, uint64_t produced) const {
+    throw ReadError("input " + in_quotes(path()) + ": " + what + " at compressed byte " + std::to_string(offset()) +
+                    ", after " + std::to_string(produced) + " decompressed bytes");
+  }
 
  private:
   RawFile file_;
@@ -126,10 +131,7 @@ class GzipStream final : public ByteStream {
   uint64_t consumed() const override { return in_.consumed(); }
 
  private:
-  [[noreturn]] void fail(const std::string& what) const {
-    throw ReadError("input " + in_quotes(in_.path()) + ": " + what + " at compressed byte " + std::to_string(in_.offset()) +
-                    ", after " + std::to_string(produced_) + " decompressed bytes");
-  }
+  [[noreturn]] void fail(const std::string& what) const { in_.fail(what, produced_); }
 
   CompressedInput in_;
   z_stream z_;
@@ -172,10 +174,7 @@ class ZstdStream final : public ByteStream {
   uint64_t consumed() const override { return in_.consumed(); }
 
  private:
-  [[noreturn]] void fail(const std::string& what) const {
-    throw ReadError("input " + in_quotes(in_.path()) + ": " + what + " at compressed byte " + std::to_string(in_.offset()) +
-                    ", after " + std::to_string(produced_) + " decompressed bytes");
-  }
+  [[noreturn]] void fail(const std::string& what) const { in_.fail(what, produced_); }
 
   CompressedInput in_;
   ZSTD_DCtx* ctx_;
